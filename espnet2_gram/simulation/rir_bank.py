@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 SCP = "rirs.scp"
 META = "meta.jsonl"
 INFO = "bank.json"
+CONFIG = "config.json"
 
 
 def pack_id(prefix: str, index: int) -> str:
@@ -97,11 +98,28 @@ def shards_of_job(num_packs: int, shard_size: int, job_index: int, num_jobs: int
     return list(range(job_index - 1, num_shards, num_jobs))
 
 
+def claim_out_dir(out_dir: Path, config: dict) -> None:
+    """Record the bank's configuration, or refuse to resume a bank built with another one."""
+    path = out_dir / CONFIG
+    text = json.dumps(config, sort_keys=True, indent=2)
+    if path.exists():
+        if json.loads(path.read_text()) != json.loads(text):
+            raise ValueError(
+                f"{out_dir} holds a bank built with another configuration ({path});"
+                " remove it or choose another --out_dir"
+            )
+        return
+    with atomic_open(path) as f:
+        f.write(text)
+
+
 def make_bank_shards(out_dir, num_packs: int, seed: int, sampling: RoomSampling,
                      render: RenderConfig, shard_size: int = 50, job_index: int = 1,
                      num_jobs: int = 1, prefix: str = "rir") -> int:
     """Write this job's missing shards; returns how many packs were rendered."""
     out_dir = Path(out_dir)
+    claim_out_dir(out_dir, config_dict(sampling, render, seed=seed, num_packs=num_packs,
+                                       shard_size=shard_size, prefix=prefix))
     renderer = RIRRenderer(render)
     rendered = 0
     for shard in shards_of_job(num_packs, shard_size, job_index, num_jobs):
@@ -116,10 +134,13 @@ def make_bank_shards(out_dir, num_packs: int, seed: int, sampling: RoomSampling,
     return rendered
 
 
-def merge_bank(out_dir, num_packs: int, shard_size: int, config: dict) -> dict:
+def merge_bank(out_dir) -> dict:
     """Concatenate the shards into ``rirs.scp`` and ``meta.jsonl``; write ``bank.json``."""
     out_dir = Path(out_dir)
-    num_shards = -(-num_packs // shard_size)
+    if not (out_dir / CONFIG).is_file():
+        raise FileNotFoundError(f"{out_dir / CONFIG}: no bank was started here")
+    config = json.loads((out_dir / CONFIG).read_text())
+    num_shards = -(-config["num_packs"] // config["shard_size"])
     missing = [s for s in range(num_shards) if not _shard_paths(out_dir, s)["jsonl"].exists()]
     if missing:
         raise RuntimeError(f"{out_dir}: shards {missing[:10]} are incomplete; run the jobs again")

@@ -5,11 +5,10 @@ when multi-label), ``text``, ``utt2doa`` ("azimuth elevation distance", degrees,
 ``utt2num_samples``, ``utt2fs``, ``utt2snr``.
 """
 
-import shutil
 from pathlib import Path
 from typing import Dict, Mapping
 
-from .fileio import read_kv, write_kv
+from .fileio import format_kv, read_kv
 
 MAX_LISTED_MISMATCHES = 5
 
@@ -39,11 +38,16 @@ def check_same_keys(tables: Mapping[str, Mapping[str, object]], where: str = "")
         raise DataDirError(prefix + "utterance ids disagree: " + "; ".join(problems))
 
 
+def _is_per_utterance_file(path: Path) -> bool:
+    return path.is_file() and (path.name.startswith("utt2") or path.name in ("wav.scp", "text"))
+
+
 def write_data_dir(out_dir, tables: Mapping[str, Mapping[str, object]]) -> Path:
     """Write ``{file name: {utt: value}}`` as a data directory, all with the same keys.
 
-    The directory is built beside ``out_dir`` and renamed into place, so an interrupted
-    run never leaves a partial directory behind.
+    Every file is first written under a temporary name, then all are renamed into place,
+    and per-utterance files of an earlier run that are not rewritten are removed, so the
+    directory never mixes two runs. Other content (e.g. an audio folder) is left alone.
     """
     out_dir = Path(out_dir)
     if "wav.scp" not in tables:
@@ -51,15 +55,17 @@ def write_data_dir(out_dir, tables: Mapping[str, Mapping[str, object]]) -> Path:
     check_same_keys(tables, str(out_dir))
     if not tables["wav.scp"]:
         raise DataDirError(f"{out_dir}: no utterances to write")
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged = []
     for name, table in tables.items():
-        write_kv(tmp / name, table)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+        tmp = out_dir / f".{name}.tmp"
+        tmp.write_text(format_kv((k, v) for k, v in table.items()), encoding="utf-8")
+        staged.append((tmp, out_dir / name))
+    for path in out_dir.iterdir():
+        if _is_per_utterance_file(path) and path.name not in tables:
+            path.unlink()
+    for tmp, path in staged:
+        tmp.replace(path)
     return out_dir
 
 
@@ -71,7 +77,7 @@ def read_data_dir(data_dir, names=None) -> Dict[str, Dict[str, str]]:
     if names is None:
         names = sorted(
             p.name for p in data_dir.iterdir()
-            if p.is_file() and (p.name.startswith("utt2") or p.name == "text")
+            if _is_per_utterance_file(p) and p.name != "wav.scp"
         )
     tables = {"wav.scp": read_kv(data_dir / "wav.scp")}
     for name in names:

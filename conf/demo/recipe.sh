@@ -1,0 +1,15 @@
+# Demo preset: the embedded synthetic corpus, 16 kHz, small banks; every stage on 2 CPU cores.
+corpora="demo"
+fs=16000
+pretrain_sets="demo_train"
+eval_sets="demo_valid demo_test"
+noise_set="demo_noise"
+formats="binaural foa"
+rir_config=conf/demo/rir_bank.yaml
+num_train_packs=32
+num_eval_packs=16
+dcase_config=conf/demo/dcase.yaml
+seld_train_source=demo_train
+seld_test_source=demo_test
+num_seld_train=8
+num_seld_test=4

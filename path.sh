@@ -1,0 +1,20 @@
+# path.sh: environment of the recipes; source it from the repository root
+# (". ./path.sh"). Creates/refreshes .venv unless GRAM_SKIP_ENSURE_ENV is set
+# (then an existing .venv is still activated; without one, the current
+# python is used).
+if [ -z "${GRAM_SKIP_ENSURE_ENV+x}" ]; then
+  egs2/gram/utils/ensure_env.sh || {
+    echo "path.sh: error: egs2/gram/utils/ensure_env.sh failed (set GRAM_SKIP_ENSURE_ENV=1 to skip it)" >&2
+    return 1
+  }
+fi
+if [ -f .venv/bin/activate ]; then
+  # shellcheck disable=SC1091
+  . .venv/bin/activate
+else
+  echo "path.sh: warning: no .venv in ${PWD}; using $(command -v python3 || echo 'no python3')" >&2
+fi
+export PATH="${PWD}/egs2/gram/utils:${PATH}"
+export OMP_NUM_THREADS=1
+export PYTHONIOENCODING=UTF-8
+export PYTHONUNBUFFERED=1

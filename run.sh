@@ -65,14 +65,16 @@ fi
 
 . ./path.sh
 . ./cmd.sh
+. ./db.sh
 
 log "preset=${preset} stages ${stage}..${stop_stage} nj=${nj} fs=${fs}"
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   log "Stage 1: corpus preparation (${corpora})"
   for corpus in ${corpora}; do
+    src=$(corpus_root "${corpus}")
     local/data.sh --corpus "${corpus}" --data_dir "${datadir}" \
-      --download_dir "${download_dir}" --fs "${fs}" --seed "${seed}"
+      --download_dir "${download_dir}" --fs "${fs}" --seed "${seed}" ${src:+--src_dir "${src}"}
   done
 fi
 

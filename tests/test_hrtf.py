@@ -22,6 +22,8 @@ def test_kemar_is_measured_left_ear_first_for_left_sources():
     assert energy[0] > 4 * energy[1]
     resampled = load_hrirs("kemar", FS)
     assert resampled.fs == FS and resampled.irs.shape[-1] == round(512 * FS / 44100)
+    mean_energy = np.mean(np.sum(resampled.irs ** 2, axis=-1))
+    assert mean_energy == pytest.approx(1.0)
 
 
 def write_sofa(path, itd_samples=6, fs=FS, positions_type="spherical"):

@@ -31,7 +31,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 
-from ..utils.audio import AudioError, load_audio, problem_of, write_audio
+from ..utils.audio import MONO_POLICIES, AudioError, load_audio, problem_of, write_audio
 from ..utils.datadir import read_data_dir, write_data_dir
 from ..utils.fileio import atomic_open
 from .mixing import NOISE_LEVEL_DBFS, convolve_multichannel, fit_noise, normalize_dbfs, scene_powers
@@ -265,10 +265,10 @@ class _Pool:
         names = ["utt2label"] if labels else []
         try:
             tables = read_data_dir(self.data_dir, names=names)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"--{option} {data_dir}: {e}") from e
+        except FileNotFoundError as e:  # the messages start with the offending path
+            raise FileNotFoundError(f"--{option} {e}") from e
         except ValueError as e:
-            raise ValueError(f"--{option} {data_dir}: {e}") from e
+            raise ValueError(f"--{option} {e}") from e
         self.utts = sorted(tables["wav.scp"])
         self.paths = tables["wav.scp"]
         self.labels = {}
@@ -318,7 +318,7 @@ def _fade_in(x: np.ndarray, fade: int) -> None:
 
 def _check_range(name: str, value, low=None, integer=False) -> Tuple:
     try:
-        lo, hi = value
+        lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"--{name} must be two numbers (low high), got {value!r}") from None
     if integer and (int(lo) != lo or int(hi) != hi):
@@ -388,7 +388,7 @@ def export_recordings(
     label_threshold_db: float = -40,
     kaldi_dir=None,
     max_event_seconds: Optional[float] = None,
-    event_level_dbfs: Sequence[float] = (-10.0, 0.0),
+    event_level_dbfs: Sequence[float] = (-30.0, -20.0),
     mono_policy: str = "mean",
 ) -> dict:
     """Simulate ``num_recordings`` SELD recordings in DCASE/STARSS23 layout under ``out_root``.
@@ -398,7 +398,8 @@ def export_recordings(
     noise sources (``sample_room``), rendered once; each event a random utterance of
     ``data_dir`` (mono at ``render.fs``, unusable audio skipped and counted; longer than
     ``max_event_seconds`` or the recording: a random window, faded), scaled to an RMS over
-    its labelled span drawn from ``event_level_dbfs`` and convolved with its source's RIR.
+    its labelled span drawn from ``event_level_dbfs`` (the direct path of a pyroomacoustics
+    RIR has a gain of 1 / distance in metres) and convolved with its source's RIR.
     Events sit on at most ``max_polyphony`` tracks (no overlap within a track, random gaps)
     with onsets on the ``frame_seconds`` grid, so the labelled frames of a clip map exactly
     onto recording frames. A random utterance of ``noise_dir`` (None: no noise), fitted to
@@ -430,6 +431,8 @@ def export_recordings(
     event_level_dbfs = _check_range("event_level_dbfs", event_level_dbfs)
     if event_level_dbfs[1] > 0:
         raise ValueError(f"--event_level_dbfs must be <= 0 dBFS, got {list(event_level_dbfs)}")
+    if mono_policy not in MONO_POLICIES:
+        raise ValueError(f"--mono_policy must be one of {MONO_POLICIES}, got {mono_policy!r}")
     if not split or any(c.isspace() or c in "/\\" for c in split):
         raise ValueError(f"--split must be a folder name without spaces or slashes, got {split!r}")
     if not frame_seconds > 0:

@@ -116,9 +116,13 @@ def load_sofa(path) -> HRIRSet:
 
 
 def load_hrirs(name_or_path: str, fs: int) -> HRIRSet:
-    """``'kemar'`` or a path to a SOFA file, resampled to ``fs``."""
-    hrirs = load_kemar() if name_or_path == KEMAR else load_sofa(name_or_path)
-    return hrirs.resampled(fs)
+    """``'kemar'`` or a path to a SOFA file, resampled to ``fs`` and scaled to unit mean
+    energy over directions and ears (diffuse-field level of an omnidirectional receiver)."""
+    hrirs = (load_kemar() if name_or_path == KEMAR else load_sofa(name_or_path)).resampled(fs)
+    energy = float(np.mean(np.sum(np.square(hrirs.irs), axis=-1)))
+    if energy <= 0:
+        raise HRTFError(f"{name_or_path}: the impulse responses are all zero")
+    return HRIRSet(hrirs.directions, hrirs.irs / np.sqrt(energy), hrirs.fs)
 
 
 def ear_directivities(hrirs: HRIRSet):

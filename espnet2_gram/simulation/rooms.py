@@ -1,6 +1,7 @@
 """Shoebox rooms: sampling of geometry and rendering of binaural / FOA impulse responses
 with pyroomacoustics (image sources, optionally hybrid with ray tracing)."""
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import List, Sequence
 
@@ -150,6 +151,14 @@ class RenderConfig:
             raise ValueError("--fs and --max_rir_seconds must be positive")
 
 
+@functools.lru_cache(maxsize=4)
+def _ear_directivities(hrtf: str, fs: int) -> list:
+    """Built once per process (about a second); the renderer turns them to each yaw."""
+    from .hrtf import ear_directivities, load_hrirs
+
+    return ear_directivities(load_hrirs(hrtf, fs))
+
+
 class RIRRenderer:
     """Renders (sources, channels, samples) float32 impulse responses for a RoomGeometry.
 
@@ -165,12 +174,7 @@ class RIRRenderer:
         self.cfg = cfg
         self.channels = FORMATS[cfg.format]
         pra.constants.set("num_threads", 1)
-        if cfg.format == "binaural":
-            from .hrtf import ear_directivities, load_hrirs
-
-            self._ears = ear_directivities(load_hrirs(cfg.hrtf, cfg.fs))
-        else:
-            self._ears = None
+        self._ears = _ear_directivities(cfg.hrtf, cfg.fs) if cfg.format == "binaural" else None
 
     def _directivities(self, yaw: float):
         import pyroomacoustics as pra

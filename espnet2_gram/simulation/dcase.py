@@ -34,7 +34,15 @@ import soundfile as sf
 from ..utils.audio import MONO_POLICIES, AudioError, load_audio, problem_of, write_audio
 from ..utils.datadir import read_data_dir, write_data_dir
 from ..utils.fileio import atomic_open
-from .mixing import NOISE_LEVEL_DBFS, convolve_multichannel, fit_noise, normalize_dbfs, scene_powers
+from .mixing import (
+    NOISE_LEVEL_DBFS,
+    convolve_multichannel,
+    fit_noise,
+    limit_peak,
+    normalize_dbfs,
+    scene_powers,
+    snr_gain,
+)
 from .rooms import FORMATS, RenderConfig, RIRRenderer, RoomSampling, sample_room
 
 logger = logging.getLogger(__name__)
@@ -42,7 +50,6 @@ logger = logging.getLogger(__name__)
 META_DIR = "metadata_dev"
 CLASSES_FILE = "classes.txt"
 OPTIONS_DIR = "export"
-PEAK_LIMIT = 0.99
 MAX_DRAWS = 100
 MAX_LOGGED_SKIPS = 10
 
@@ -594,14 +601,10 @@ def _simulate(r, seed, renderer, sampling, events_pool, noise_pool, class_of, le
         noise_image = convolve_multichannel(fitted, np.sum(noise_rirs, axis=0), length)
         p_events, p_noise = scene_powers(image, noise_image, start, active)
         if p_events > 0.0 and p_noise > 0.0:
-            gain = np.float32(np.sqrt(p_events / p_noise * 10 ** (-snr_db / 10)))
-            mix = image + gain * noise_image
+            mix = image + snr_gain(p_events, p_noise, snr_db) * noise_image
     else:
         snr_db = float("inf")
-    peak = float(np.max(np.abs(mix)))
-    limited = peak > PEAK_LIMIT
-    if limited:
-        mix = mix * np.float32(PEAK_LIMIT / peak)
+    mix, limited = limit_peak(mix)
     info = dict(events=len(placed), dropped=num_events - len(placed), snr_db=snr_db,
                 limited=int(limited))
     return mix.astype(np.float32), rows, info

@@ -16,12 +16,11 @@ import numpy as np
 from ..utils.audio import AudioError, load_audio, problem_of, write_audio
 from ..utils.datadir import read_data_dir, write_data_dir
 from ..utils.fileio import atomic_open, read_kv
-from .mixing import mix_scene
+from .mixing import limit_peak, mix_scene
 from .rir_bank import RIRBank
 
 logger = logging.getLogger(__name__)
 
-PEAK_LIMIT = 0.99
 COPIED_FILES = ("utt2label", "text", "utt2fold")
 
 
@@ -96,9 +95,6 @@ def _render_one(src_path, wav: Path, bank: RIRBank, pack: int, noise_path, snr: 
         if problem_of(noise):
             raise AudioError(f"{noise_path}: {problem_of(noise)} noise")
     scene = mix_scene(source, source_rir, noise, noise_rirs, snr, rng, bank.fs, fade_seconds)
-    mix = scene.mix
-    peak = float(np.max(np.abs(mix)))
-    if peak > PEAK_LIMIT:
-        mix = mix * (PEAK_LIMIT / peak)
+    mix, _ = limit_peak(scene.mix)
     write_audio(wav, mix, bank.fs)
     return mix.shape[-1]

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.fft
 
 NOISE_LEVEL_DBFS = -14.0
+PEAK_LIMIT = 0.99
 
 
 @dataclass
@@ -35,6 +36,15 @@ def normalize_dbfs(x: np.ndarray, level_dbfs: float) -> np.ndarray:
     if rms == 0.0:
         return x
     return (x * (10 ** (level_dbfs / 20) / rms)).astype(np.float32)
+
+
+def limit_peak(x: np.ndarray, limit: float = PEAK_LIMIT) -> tuple:
+    """Scale ``x`` down as a whole when its peak exceeds ``limit`` (never clip).
+    Returns (audio, whether it was scaled)."""
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak <= limit:
+        return x, False
+    return x * np.float32(limit / peak), True
 
 
 def fit_noise(noise: np.ndarray, length: int, fade: int, rng: np.random.Generator) -> tuple:
@@ -111,8 +121,7 @@ def mix_scene(source: np.ndarray, source_rir: np.ndarray, noise: np.ndarray = No
     p_source, p_noise = scene_powers(image, noise_image, start, active)
     if p_noise == 0.0 or p_source == 0.0:
         return Scene(image, image, zeros, float("inf"), False, start, active)
-    gain = np.float32(np.sqrt(p_source / p_noise * 10 ** (-snr_db / 10)))
-    noise_image *= gain
+    noise_image *= snr_gain(p_source, p_noise, snr_db)
     return Scene(image + noise_image, image, noise_image, float(snr_db), False, start, active)
 
 
@@ -123,6 +132,11 @@ def scene_powers(source_image: np.ndarray, noise_image: np.ndarray, start: int,
     seg = noise_image[:, start:start + active]
     p_noise = np.sum(np.square(seg, dtype=np.float64)) / max(active, 1)
     return float(p_source), float(p_noise)
+
+
+def snr_gain(p_source: float, p_noise: float, snr_db: float) -> np.float32:
+    """Gain that brings noise of power ``p_noise`` to ``snr_db`` below ``p_source``."""
+    return np.float32(np.sqrt(p_source / p_noise * 10 ** (-snr_db / 10)))
 
 
 def measured_snr_db(scene: Scene) -> float:

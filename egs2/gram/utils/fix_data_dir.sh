@@ -10,7 +10,8 @@
 # exists. The original files are copied into <dir>/.backup/ first.
 set -euo pipefail
 
-prog=${0##*/}
+# shellcheck source=lib_datadir.sh
+. "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}" || printf '%s' "${BASH_SOURCE[0]}")")/lib_datadir.sh"
 
 usage() {
   cat >&2 <<EOF
@@ -20,42 +21,17 @@ accepts it; the original files are backed up in <data-dir>/.backup/.
 EOF
 }
 
-if [ "$#" -eq 1 ] && { [ "$1" = -h ] || [ "$1" = --help ]; }; then
-  usage
-  exit 0
-fi
-if [ "$#" -ne 1 ]; then
-  echo "${prog}: error: expected exactly one argument, the data directory" >&2
-  usage
-  exit 1
-fi
-dir=${1%/}
-[ -n "${dir}" ] || dir=/
-[ -d "${dir}" ] || { echo "${prog}: error: no such directory: ${dir}" >&2; exit 1; }
-[ -f "${dir}/wav.scp" ] || { echo "${prog}: error: ${dir}/wav.scp does not exist" >&2; exit 1; }
+check_args 1 1 "exactly one argument, the data directory" "$@"
+open_data_dir "$1"
 
 export LC_ALL=C
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/fix_data_dir.XXXXXX")
-trap 'rm -rf "${tmp}"' EXIT
+make_tmp_dir
 
 has_segments=false
 [ ! -f "${dir}/segments" ] || has_segments=true
 
 # Per-utterance files (wav.scp only without segments).
-utt_files=()
-if ${has_segments}; then
-  utt_files+=(segments)
-else
-  utt_files+=(wav.scp)
-fi
-for f in text feats.scp; do
-  [ ! -f "${dir}/${f}" ] || utt_files+=("${f}")
-done
-for p in "${dir}"/utt2*; do
-  [ -f "${p}" ] || continue
-  case "${p}" in *~ | *.bak | *.tmp) continue ;; esac
-  utt_files+=("${p##*/}")
-done
+list_utt_files
 
 # The files the intersection is computed on; with segments, segments lines
 # whose recording is missing from wav.scp are left out first.
@@ -86,18 +62,13 @@ awk -v nfiles="${#inputs[@]}" -v union="${tmp}/union" '
 nkept=$(wc -l <"${tmp}/utts")
 nall=$(cat "${tmp}/union")
 if [ "${nkept}" -eq 0 ]; then
-  echo "${prog}: error: no utterance of ${dir} is present in all of: ${utt_files[*]}$(${has_segments} && echo ' (and its recording in wav.scp)'); nothing changed" >&2
-  exit 1
+  die "no utterance of ${dir} is present in all of: ${utt_files[*]}$(${has_segments} && echo ' (and its recording in wav.scp)'); nothing changed"
 fi
 
 # Back up everything that may be rewritten.
-to_backup=(wav.scp)
-for f in "${utt_files[@]}"; do
-  [ "${f}" = wav.scp ] || to_backup+=("${f}")
-done
-[ ! -f "${dir}/spk2utt" ] || to_backup+=(spk2utt)
+list_data_files
 mkdir -p "${dir}/.backup"
-for f in "${to_backup[@]}"; do
+for f in "${data_files[@]}"; do
   cp -p -- "${dir}/${f}" "${dir}/.backup/${f}"
 done
 

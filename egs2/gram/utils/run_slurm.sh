@@ -3,11 +3,12 @@
 # array job submitted with "sbatch --wait" -- the slurm backend of cmd.sh.
 set -euo pipefail
 
-prog=${0##*/}
+# shellcheck source=lib_jobs.sh
+. "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}" || printf '%s' "${BASH_SOURCE[0]}")")/lib_jobs.sh"
 
 usage() {
   cat >&2 <<EOF
-Usage: ${prog} [options] [JOB=a:b] <log-file> <command> [<arg>...]
+$(synopsis)
 Submits one Slurm job (an array job a-b with JOB=a:b) through
 "sbatch --wait", waits for it, and exits 0 only if every task succeeded;
 otherwise prints "${prog}: K / N failed, log is in <log>" and exits 1.
@@ -34,91 +35,30 @@ Environment:
 EOF
 }
 
-die() {
-  echo "${prog}: error: $*" >&2
-  exit 1
-}
-
-bad_usage() {
-  echo "${prog}: error: $*" >&2
-  echo "Usage: ${prog} [options] [JOB=a:b] <log-file> <command> [<arg>...]  (--help for details)" >&2
-  exit 1
-}
-
 config=
-max_jobs_run=0
-num_threads=1
-jobvar=
-jstart=
-jend=
 declare -A cli_val=() # option name -> value from the command line
 opt_order=()          # option names, in order of first appearance
 
-while [ "$#" -gt 0 ]; do
-  case "$1" in
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    --?*)
-      opt=${1%%=*}
-      if [[ "$1" == *=* ]]; then
-        val=${1#*=}
-        shift
-      else
-        [ "$#" -ge 2 ] || bad_usage "option $1 requires a value"
-        val=$2
-        shift 2
-      fi
-      name=${opt#--}
-      name=${name//-/_}
-      [[ "${name}" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || bad_usage "bad option ${opt}"
-      case "${name}" in
-        config) config=${val} ;;
-        max_jobs_run)
-          [[ "${val}" =~ ^[0-9]+$ ]] || die "--max_jobs_run expects a non-negative integer, got '${val}'"
-          max_jobs_run=${val}
-          ;;
-        *)
-          case "${name}" in
-            gpu) [[ "${val}" =~ ^[0-9]+$ ]] || die "--gpu expects a non-negative integer, got '${val}'" ;;
-            num_threads)
-              [[ "${val}" =~ ^[1-9][0-9]*$ ]] || die "--num_threads expects a positive integer, got '${val}'"
-              num_threads=${val}
-              ;;
-          esac
-          [ -n "${cli_val[${name}]+x}" ] || opt_order+=("${name}")
-          cli_val[${name}]=${val}
-          ;;
-      esac
-      ;;
+# Called by parse_job_args for every option, after the common ones
+# (--max_jobs_run, --num_threads) are checked: all but --config and
+# --max_jobs_run are recorded for the mapping to sbatch options below.
+job_option() {
+  local name=$1 opt=$2 val=$3
+  [[ "${name}" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || bad_usage "bad option ${opt}"
+  case "${name}" in
+    config) config=${val} ;;
+    max_jobs_run) ;;
     *)
-      if [[ "$1" =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)(:([0-9]+))?$ ]]; then
-        [ -z "${jobvar}" ] || die "more than one job range given ($1)"
-        jobvar=${BASH_REMATCH[1]}
-        jstart=$((10#${BASH_REMATCH[2]}))
-        jend=$((10#${BASH_REMATCH[4]:-${BASH_REMATCH[2]}}))
-        [ "${jstart}" -le "${jend}" ] || die "empty job range $1"
-        shift
-      else
-        break
+      if [ "${name}" = gpu ] && ! [[ "${val}" =~ ^[0-9]+$ ]]; then
+        die "--gpu expects a non-negative integer, got '${val}'"
       fi
+      [ -n "${cli_val[${name}]+x}" ] || opt_order+=("${name}")
+      cli_val[${name}]=${val}
       ;;
   esac
-done
+}
 
-if [ "$#" -eq 0 ]; then
-  usage
-  exit 1
-fi
-[ "$#" -ge 2 ] || bad_usage "expected a log file and a command"
-logfile=$1
-shift
-cmd_args=("$@")
-
-if [ -n "${jobvar}" ] && [ "${jstart}" -ne "${jend}" ] && [[ "${logfile}" != *"${jobvar}"* ]]; then
-  die "running jobs ${jobvar}=${jstart}:${jend} but the log file '${logfile}' does not contain '${jobvar}'"
-fi
+parse_job_args "$@"
 command -v sbatch >/dev/null 2>&1 || die "sbatch not found on PATH (is this a Slurm cluster?)"
 
 # ---------------------------------------------------------------- config file
@@ -137,7 +77,9 @@ note_name() {
 }
 
 if [ -n "${config}" ]; then
-  [ -f "${config}" ] && [ -r "${config}" ] || die "config file '${config}' does not exist or is not readable"
+  if [ ! -f "${config}" ] || [ ! -r "${config}" ]; then
+    die "config file '${config}' does not exist or is not readable"
+  fi
   lineno=0
   while IFS= read -r line || [ -n "${line}" ]; do
     lineno=$((lineno + 1))
@@ -151,8 +93,9 @@ if [ -n "${config}" ]; then
     case "${words[0]}" in
       -*) general_opts+=("${words[@]}") ;;
       option | default)
-        [ "${#words[@]}" -ge 2 ] && [[ "${words[1]}" =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.+)$ ]] \
-          || die "${config}:${lineno}: expected '${words[0]} NAME=VALUE ...': ${line}"
+        if [ "${#words[@]}" -lt 2 ] || ! [[ "${words[1]}" =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.+)$ ]]; then
+          die "${config}:${lineno}: expected '${words[0]} NAME=VALUE ...': ${line}"
+        fi
         n=${BASH_REMATCH[1]}
         v=${BASH_REMATCH[2]}
         note_name "${n}"
@@ -205,39 +148,13 @@ for n in "${names[@]}"; do
 done
 
 # ---------------------------------------------------------- the job script
-# Quote one argument for bash unless it is a plain word or a shell operator
-# (same rules as run_local.sh).
-re_plain='^[A-Za-z0-9_./:,=+@%^-]+$'
-re_op='^(\|\|?|\|&|&&?|;;?|&>>?|[0-9]*(<|>>?|>&|<&)[A-Za-z0-9_./:,=+@%^-]*)$'
-quote_arg() {
-  local a=$1
-  if [[ "${a}" =~ ${re_plain} ]] || [[ "${a}" =~ ${re_op} ]]; then
-    printf '%s' "${a}"
-  else
-    printf "'%s'" "${a//\'/\'\\\'\'}"
-  fi
-}
-# Always single-quote (for embedding values into the generated script).
-squote() {
-  printf "'%s'" "${1//\'/\'\\\'\'}"
-}
+# The command, with the job variable still in it (the job script replaces it
+# by the task index); the "." keeps trailing newlines of a one-argument
+# command from the command substitution.
+cmd_template=$(job_command "" && echo .)
+cmd_template=${cmd_template%.}
 
-if [ "${#cmd_args[@]}" -eq 1 ]; then
-  cmd_template=${cmd_args[0]}
-else
-  cmd_template=
-  sep=
-  for a in "${cmd_args[@]}"; do
-    cmd_template+="${sep}$(quote_arg "${a}")"
-    sep=' '
-  done
-fi
-
-if [ -n "${jobvar}" ]; then
-  logdir=$(dirname -- "${logfile//"${jobvar}"/${jstart}}")
-else
-  logdir=$(dirname -- "${logfile}")
-fi
+logdir=$(dirname -- "$(log_of "${jstart}")")
 qdir=${logdir}/q
 base=${logfile##*/}
 base=${base%.log}
@@ -272,25 +189,14 @@ log=$(squote "${logfile}")
 cmd=$(squote "${cmd_template}")
 ${index_code}
 mkdir -p "\$(dirname -- "\${log}")" || exit 1
-{
-  printf '%s\n' "\${cmd}" | sed 's/^/# /'
-  echo "# Started at \$(date)"
-  echo "# Running on \$(hostname) as Slurm job \${SLURM_JOB_ID:-?}\${SLURM_ARRAY_TASK_ID:+ task \${SLURM_ARRAY_TASK_ID}}"
-} >"\${log}" || exit 1
-t0=\$(date +%s)
-rc=0
-bash -c "\${cmd}" >>"\${log}" 2>&1 </dev/null || rc=\$?
-t1=\$(date +%s)
-{
-  echo "# Accounting: time=\$((t1 - t0)) threads=${num_threads}"
-  echo "# Ended (code \${rc}) at \$(date)"
-} >>"\${log}"
-echo "\${rc}" >"\${status}"
-exit "\${rc}"
+$(declare -f run_job)
+run_job "\${log}" ${num_threads} "\${status}" "\${cmd}" \\
+  "# Running on \$(hostname) as Slurm job \${SLURM_JOB_ID:-?}\${SLURM_ARRAY_TASK_ID:+ task \${SLURM_ARRAY_TASK_ID}}"
 EOF
 chmod +x "${script}"
 
 # ---------------------------------------------------------------- submission
+# The status file of task $1 (written by the job script).
 status_file() {
   if [ -n "${jobvar}" ]; then
     printf '%s' "${qdir}/${base}.$1.rc"
@@ -298,17 +204,10 @@ status_file() {
     printf '%s' "${qdir}/${base}.rc"
   fi
 }
-log_of() {
-  if [ -n "${jobvar}" ]; then
-    printf '%s' "${logfile//"${jobvar}"/$1}"
-  else
-    printf '%s' "${logfile}"
-  fi
+# Called by report_failures for a task that left no status file.
+no_status() {
+  echo "${prog}: task $1 left no status (killed? see ${qdir}/${base}.*out)" >&2
 }
-if [ -z "${jobvar}" ]; then
-  jstart=1
-  jend=1
-fi
 for ((i = jstart; i <= jend; i++)); do
   rm -f -- "$(status_file "${i}")"
 done
@@ -363,28 +262,13 @@ while :; do
   for ((i = jstart; i <= jend; i++)); do
     [ -f "$(status_file "${i}")" ] || missing=$((missing + 1))
   done
-  [ "${missing}" -gt 0 ] && [ "${SECONDS}" -lt "${deadline}" ] || break
+  if [ "${missing}" -eq 0 ] || [ "${SECONDS}" -ge "${deadline}" ]; then
+    break
+  fi
   sleep 1
 done
 
-njobs=$((jend - jstart + 1))
-nfailed=0
-first_failed=
-for ((i = jstart; i <= jend; i++)); do
-  rc=
-  f=$(status_file "${i}")
-  [ -f "${f}" ] && rc=$(<"${f}")
-  if [ "${rc}" != 0 ]; then
-    nfailed=$((nfailed + 1))
-    [ -n "${first_failed}" ] || first_failed=${i}
-    [ -n "${rc}" ] || echo "${prog}: task ${i} left no status (killed? see ${qdir}/${base}.*out)" >&2
-  fi
-done
-
-if [ "${nfailed}" -gt 0 ]; then
-  echo "${prog}: ${nfailed} / ${njobs} failed, log is in $(log_of "${first_failed}")" >&2
-  exit 1
-fi
+report_failures || exit 1
 if [ "${sbatch_rc}" -ne 0 ]; then
   echo "${prog}: warning: sbatch exited with code ${sbatch_rc} although all tasks report success" >&2
 fi

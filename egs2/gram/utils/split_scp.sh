@@ -5,7 +5,8 @@
 # gives back the input.
 set -euo pipefail
 
-prog=${0##*/}
+# shellcheck source=lib_datadir.sh
+. "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}" || printf '%s' "${BASH_SOURCE[0]}")")/lib_datadir.sh"
 
 usage() {
   cat >&2 <<EOF2
@@ -15,38 +16,29 @@ It is an error if <in.scp> has fewer lines than there are outputs.
 EOF2
 }
 
-if [ "$#" -ge 1 ] && { [ "$1" = -h ] || [ "$1" = --help ]; }; then
-  usage
-  exit 0
-fi
-if [ "$#" -lt 2 ]; then
-  echo "${prog}: error: expected an input file and at least one output file" >&2
-  usage
-  exit 1
-fi
+check_args 2 "" "an input file and at least one output file" "$@"
 
 in=$1
 shift
-[ -f "${in}" ] && [ -r "${in}" ] || { echo "${prog}: error: cannot read input file '${in}'" >&2; exit 1; }
+if [ ! -f "${in}" ] || [ ! -r "${in}" ]; then
+  die "cannot read input file '${in}'"
+fi
 nout=$#
 for out in "$@"; do
-  [ "${out}" != "${in}" ] || { echo "${prog}: error: output '${out}' is the input file" >&2; exit 1; }
+  [ "${out}" != "${in}" ] || die "output '${out}' is the input file"
   d=$(dirname -- "${out}")
-  [ -d "${d}" ] || { echo "${prog}: error: directory of output '${out}' does not exist" >&2; exit 1; }
+  [ -d "${d}" ] || die "directory of output '${out}' does not exist"
 done
 
 # Count lines (a last line without a newline counts too).
 nlines=$(awk 'END { print NR }' "${in}")
-if [ "${nlines}" -lt "${nout}" ]; then
-  echo "${prog}: error: ${in} has ${nlines} lines, fewer than the ${nout} outputs; refusing to split" >&2
-  exit 1
-fi
+[ "${nlines}" -ge "${nout}" ] || die "${in} has ${nlines} lines, fewer than the ${nout} outputs; refusing to split"
 
 # Part k (1-based) gets size = floor(n/N) + (k <= n%N ? 1 : 0) lines.
 # The output names are passed after the input on awk's command line and are
 # removed from ARGV in BEGIN; names are taken verbatim (no "a=b" parsing).
-tmplist=$(mktemp "${TMPDIR:-/tmp}/split_scp.XXXXXX")
-trap 'rm -f "${tmplist}"' EXIT
+make_tmp_dir
+tmplist=${tmp}/outputs
 printf '%s\n' "$@" >"${tmplist}"
 awk -v n="${nlines}" -v nout="${nout}" -v list="${tmplist}" '
   BEGIN {

@@ -14,7 +14,8 @@
 # Errors name the file and list the first few offending keys; exit 1 if any.
 set -euo pipefail
 
-prog=${0##*/}
+# shellcheck source=lib_datadir.sh
+. "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}" || printf '%s' "${BASH_SOURCE[0]}")")/lib_datadir.sh"
 maxshow=5
 
 usage() {
@@ -26,18 +27,8 @@ Fix most of them with: fix_data_dir.sh <data-dir>
 EOF
 }
 
-if [ "$#" -eq 1 ] && { [ "$1" = -h ] || [ "$1" = --help ]; }; then
-  usage
-  exit 0
-fi
-if [ "$#" -ne 1 ]; then
-  echo "${prog}: error: expected exactly one argument, the data directory" >&2
-  usage
-  exit 1
-fi
-dir=${1%/}
-[ -n "${dir}" ] || dir=/
-[ -d "${dir}" ] || { echo "${prog}: error: no such directory: ${dir}" >&2; exit 1; }
+check_args 1 1 "exactly one argument, the data directory" "$@"
+open_data_dir "$1"
 
 nerr=0
 error() {
@@ -45,34 +36,13 @@ error() {
   nerr=$((nerr + 1))
 }
 
-if [ ! -f "${dir}/wav.scp" ]; then
-  echo "${prog}: error: ${dir}/wav.scp does not exist" >&2
-  exit 1
-fi
-if [ ! -s "${dir}/wav.scp" ]; then
-  echo "${prog}: error: ${dir}/wav.scp is empty" >&2
-  exit 1
-fi
+[ -s "${dir}/wav.scp" ] || die "${dir}/wav.scp is empty"
 
 export LC_ALL=C
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/validate_data_dir.XXXXXX")
-trap 'rm -rf "${tmp}"' EXIT
+make_tmp_dir
 
 # Per-utterance files; the first one is the reference for the key set.
-utt_files=()
-if [ -f "${dir}/segments" ]; then
-  utt_files+=(segments)
-else
-  utt_files+=(wav.scp)
-fi
-for f in text feats.scp; do
-  [ ! -f "${dir}/${f}" ] || utt_files+=("${f}")
-done
-for p in "${dir}"/utt2*; do
-  [ -f "${p}" ] || continue
-  case "${p}" in *~ | *.bak | *.tmp) continue ;; esac
-  utt_files+=("${p##*/}")
-done
+list_utt_files
 
 # Format check of one file: sorted, unique keys, no empty/short lines.
 check_format() {
@@ -104,16 +74,15 @@ check_format() {
   ' "${dir}/${f}" || nerr=$((nerr + 1))
 }
 
-check_format wav.scp 2
-for f in "${utt_files[@]}"; do
+# All list files: wav.scp, the other per-utterance files, spk2utt.
+list_data_files
+for f in "${data_files[@]}"; do
   case "${f}" in
-    wav.scp) ;;
     segments) check_format segments 4 1 ;;
     text) check_format text 1 ;;
     *) check_format "${f}" 2 ;;
   esac
 done
-[ ! -f "${dir}/spk2utt" ] || check_format spk2utt 2
 
 # First few lines of a file, on one line.
 firsts() {
@@ -172,9 +141,4 @@ if [ "${nerr}" -gt 0 ]; then
   echo "${prog}: ${dir}: validation failed (see the errors above; fix_data_dir.sh may help)" >&2
   exit 1
 fi
-checked=(wav.scp)
-for f in "${utt_files[@]}"; do
-  [ "${f}" = wav.scp ] || checked+=("${f}")
-done
-[ ! -f "${dir}/spk2utt" ] || checked+=(spk2utt)
-echo "${prog}: ${dir}: OK ($(wc -l <"${tmp}/keys.0") utterances; checked: ${checked[*]})"
+echo "${prog}: ${dir}: OK ($(wc -l <"${tmp}/keys.0") utterances; checked: ${data_files[*]})"

@@ -43,7 +43,8 @@ def recipe_root(tmp_path_factory):
     return root
 
 
-def test_stages_1_to_4_produce_data_banks_and_evaluation_sets(recipe_root):
+def test_stages_1_to_4_produce_data_banks_and_evaluation_sets(recipe_root, monkeypatch):
+    monkeypatch.chdir(recipe_root)  # like ESPnet's, the bank's scp paths are recipe-relative
     dump = recipe_root / "dump"
     for name in ("demo_train", "demo_valid", "demo_test", "demo_noise"):
         assert read_data_dir(recipe_root / "data" / name)["wav.scp"]

@@ -6,7 +6,8 @@
 #   ./run.sh --preset paper --nj 64            # paper scale (corpora from db.sh)
 #
 # Stages: 1 corpus preparation, 2 audio formatting and resampling, 3 RIR bank,
-#         4 fixed spatial evaluation sets and DCASE-format SELD data.
+#         4 fixed spatial evaluation sets and DCASE-format SELD data,
+#         5 statistics (ESPnet --collect_stats), 6 GRAM pretraining (one model per format).
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run.sh) $*"; }
@@ -22,12 +23,15 @@ dumpdir=dump          # formatted audio and rendered sets
 expdir=exp            # RIR banks, logs, results
 download_dir=downloads
 python=python3
+ngpu=0                # GPUs for pretraining (0: CPU); >1 runs DDP in one node
+gram_args=""          # extra options for espnet2_gram.bin.gram_train, e.g. "--max_epoch 1"
 
 # Preset options (defaults of the demo preset; conf/<preset>/recipe.sh sets them).
 corpora=""            # stage 1: corpora to prepare (local/data.sh --corpus ...)
 fs=16000              # sample rate of everything after stage 2
 mono_policy=first     # multichannel sources: first | mean
 pretrain_sets=""      # data dirs of source clips for pretraining
+pretrain_valid_set="" # data dir of validation clips for pretraining
 eval_sets=""          # data dirs rendered as fixed naturalistic evaluation sets
 noise_set=""          # data dir of noise recordings
 formats="binaural foa"
@@ -80,7 +84,7 @@ fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   log "Stage 2: audio formatting and resampling to ${fs} Hz"
-  for dset in $(echo ${pretrain_sets} ${eval_sets} ${noise_set} ${seld_train_source} ${seld_test_source} | tr ' ' '\n' | sort -u); do
+  for dset in $(echo ${pretrain_sets} ${pretrain_valid_set} ${eval_sets} ${noise_set} ${seld_train_source} ${seld_test_source} | tr ' ' '\n' | sort -u); do
     ${train_cmd} "${expdir}/format/log/${dset}.log" \
       ${python} -m espnet2_gram.bin.format_data --in_dir "${datadir}/${dset}" \
         --out_dir "${dumpdir}/raw/${dset}" --fs "${fs}" --mono_policy "${mono_policy}" --nj "${nj}"
@@ -124,6 +128,73 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
           --kaldi_dir "${dumpdir}/raw/seld_${split}_${fmt}" --num_recordings "${num}" \
           --format "${fmt}" --fs "${fs}" --seed "${split_seed}"
     done
+  done
+fi
+
+# Source clips of pretraining (several sets are concatenated into one list).
+pretrain_data() {
+  local name=$1; shift
+  mkdir -p "${expdir}/gram_data"
+  for dset in "$@"; do cat "${dumpdir}/raw/${dset}/wav.scp"; done | sort > "${expdir}/gram_data/${name}.scp"
+  echo "${expdir}/gram_data/${name}.scp"
+}
+
+gram_common_opts() {  # <format>: data and scene options shared by stages 5 and 6
+  local fmt=$1
+  echo --config "conf/${preset}/pretrain_${fmt}.yaml" \
+    --scene_conf "bank_dir=${expdir}/rir_bank/train_${fmt}" \
+    --scene_conf "noise_scp=${dumpdir}/raw/${noise_set}/wav.scp" \
+    --train_data_path_and_name_and_type "${train_scp},speech,sound" \
+    --valid_data_path_and_name_and_type "${valid_scp},speech,sound"
+}
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 5 ]; then
+  # shellcheck disable=SC2086
+  train_scp=$(pretrain_data train ${pretrain_sets})
+  valid_scp=$(pretrain_data valid ${pretrain_valid_set})
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+  log "Stage 5: statistics (shape files and feature statistics) for pretraining"
+  for fmt in ${formats}; do
+    stats="${expdir}/gram_stats_${fmt}"
+    logdir="${stats}/logdir"
+    mkdir -p "${logdir}"
+    _nj=$(( nj < $(wc -l < "${valid_scp}") ? nj : $(wc -l < "${valid_scp}") ))
+    for split in train valid; do
+      scp=${train_scp}; [ "${split}" = valid ] && scp=${valid_scp}
+      # shellcheck disable=SC2046
+      split_scp.sh "${scp}" $(for n in $(seq "${_nj}"); do echo "${logdir}/${split}.${n}.scp"; done)
+    done
+    # shellcheck disable=SC2046
+    ${train_cmd} JOB=1:"${_nj}" "${logdir}/stats.JOB.log" \
+      ${python} -m espnet2_gram.bin.gram_train --collect_stats true --ngpu 0 --num_workers 0 \
+        $(gram_common_opts "${fmt}") \
+        --train_shape_file "${logdir}/train.JOB.scp" --valid_shape_file "${logdir}/valid.JOB.scp" \
+        --output_dir "${logdir}/stats.JOB"
+    # shellcheck disable=SC2046
+    ${python} -m espnet2.bin.aggregate_stats_dirs \
+      $(for n in $(seq "${_nj}"); do echo --input_dir "${logdir}/stats.${n}"; done) \
+      --output_dir "${stats}"
+  done
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+  log "Stage 6: GRAM pretraining (${formats}) on ${ngpu} GPU(s)"
+  dist_opts=""
+  [ "${ngpu}" -gt 1 ] && dist_opts="--multiprocessing_distributed true"
+  for fmt in ${formats}; do
+    out="${expdir}/gram_${fmt}"
+    stats="${expdir}/gram_stats_${fmt}"
+    # shellcheck disable=SC2046,SC2086
+    ${cuda_cmd} --gpu "${ngpu}" "${out}/train.log" \
+      ${python} -m espnet2_gram.bin.gram_train --ngpu "${ngpu}" ${dist_opts} --resume true \
+        $(gram_common_opts "${fmt}") \
+        --train_shape_file "${stats}/train/speech_shape" \
+        --valid_shape_file "${stats}/valid/speech_shape" \
+        --output_dir "${out}" ${gram_args}
+    ${python} -m espnet2_gram.bin.summarize_pretraining --exp_dir "${out}"
+    log "$(tail -n 1 "${out}/RESULTS.md")"
   done
 fi
 

@@ -2,6 +2,7 @@
 corpora="demo"
 fs=16000
 pretrain_sets="demo_train"
+pretrain_valid_set="demo_valid"
 eval_sets="demo_valid demo_test"
 noise_set="demo_noise"
 formats="binaural foa"

@@ -3,6 +3,7 @@
 corpora="audioset wham esc50 speech_commands starss23"
 fs=32000
 pretrain_sets="audioset_train"
+pretrain_valid_set="esc50_fold5"   # AudioSet has no held-out split in the paper's setup
 eval_sets="esc50 speechcommands_test"
 noise_set="wham_noise_tr"
 formats="binaural foa"

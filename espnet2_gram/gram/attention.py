@@ -1,0 +1,180 @@
+"""Multi-head self-attention (global and multi-window heads) and pre-LN transformer blocks.
+
+All attention goes through ``torch.nn.functional.scaled_dot_product_attention`` so that GPUs
+use fused kernels.  Multi-window heads (MW-MHA, as in the MW-MAE decoder) are expressed as one
+additive float mask of shape ``(heads, N, N)``:
+
+* a global head (window ``0``) gets ``0`` everywhere;
+* a windowed head (window ``w > 0``) lets token ``i`` attend to token ``j`` iff
+  ``i // w == j // w`` (non-overlapping windows of ``w`` consecutive tokens of the sequence),
+  ``-inf`` elsewhere, and adds a learned relative position bias ``table[j - i + w - 1]`` (a table
+  of ``2w - 1`` entries per windowed head) inside the window.
+
+The static part of the mask (which positions are allowed, which table entry each logit uses) is
+cached per sequence length and device; only the learned bias values are gathered per call.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class WindowedAttentionBias(nn.Module):
+    """Builds the additive ``(heads, N, N)`` attention mask of multi-window heads."""
+
+    def __init__(self, windows: Sequence[int], bias_init_std: float = 0.02):
+        super().__init__()
+        self.windows = tuple(int(w) for w in windows)
+        if any(w < 0 for w in self.windows):
+            raise ValueError(f"window sizes must be >= 0, got {self.windows}")
+        sizes = [2 * w - 1 if w > 0 else 0 for w in self.windows]
+        offsets = [0]
+        for s in sizes:
+            offsets.append(offsets[-1] + s)
+        self._offsets = offsets
+        # All heads' relative position tables, concatenated: head h uses
+        # rel_pos_bias[offsets[h]:offsets[h + 1]] (empty for a global head).
+        self.rel_pos_bias = nn.Parameter(torch.zeros(offsets[-1]))
+        nn.init.trunc_normal_(
+            self.rel_pos_bias, std=bias_init_std, a=-2 * bias_init_std, b=2 * bias_init_std
+        )
+        self._cache: Dict[Tuple[int, str], Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def num_table_entries(self) -> int:
+        return self._offsets[-1]
+
+    def table(self, head: int) -> torch.Tensor:
+        """The relative position bias table of one windowed head (``2w - 1`` entries)."""
+        return self.rel_pos_bias[self._offsets[head]:self._offsets[head + 1]]
+
+    def _static(self, n: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        key = (n, str(device))
+        cached = self._cache.get(key)
+        if cached is None:
+            # Normal tensors even when first built under inference mode, so that later
+            # training steps can save them for backward.
+            with torch.inference_mode(False):
+                cached = self._build_static(n, device)
+            self._cache[key] = cached
+        return cached
+
+    def _build_static(self, n: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        pos = torch.arange(n, device=device)
+        rel = pos[None, :] - pos[:, None]  # j - i
+        zero_slot = self.num_table_entries  # index of an appended constant 0
+        index = torch.full((len(self.windows), n, n), zero_slot, dtype=torch.long, device=device)
+        blocked = torch.zeros((len(self.windows), n, n), dtype=torch.bool, device=device)
+        for h, w in enumerate(self.windows):
+            if w == 0:
+                continue
+            same = (pos[:, None] // w) == (pos[None, :] // w)
+            index[h] = torch.where(same, rel + (w - 1) + self._offsets[h], index[h])
+            blocked[h] = ~same
+        return index, blocked
+
+    def forward(self, n: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        device = self.rel_pos_bias.device if device is None else torch.device(device)
+        index, blocked = self._static(n, device)
+        table = torch.cat([self.rel_pos_bias, self.rel_pos_bias.new_zeros(1)])
+        bias = table[index].to(dtype)
+        return bias.masked_fill(blocked, float("-inf"))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection (with bias) and SDPA.
+
+    ``windows``: ``None`` (all heads global) or one entry per head, ``0`` = global head,
+    ``w > 0`` = windowed head (see module docstring).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        qkv_bias: bool = True,
+        windows: Optional[Sequence[int]] = None,
+    ):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        if windows is not None and len(windows) != heads:
+            raise ValueError(f"need one window per head: {len(windows)} windows for {heads} heads")
+        self.dim = dim
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.scale = self.head_dim ** -0.5
+        self.windows = tuple(int(w) for w in windows) if windows is not None else (0,) * heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.window_bias: Optional[WindowedAttentionBias] = None
+        if any(w > 0 for w in self.windows):
+            self.window_bias = WindowedAttentionBias(self.windows)
+
+    def qkv_heads(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v of shape ``(B, heads, N, head_dim)``."""
+        b, n, _ = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        return qkv[0], qkv[1], qkv[2]
+
+    def attention_mask(self, n: int, dtype=torch.float32, device=None) -> Optional[torch.Tensor]:
+        """The additive ``(heads, N, N)`` mask passed to SDPA (``None`` if all heads are global)."""
+        if self.window_bias is None:
+            return None
+        return self.window_bias(n, dtype=dtype, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv_heads(x)
+        mask = self.attention_mask(n, dtype=q.dtype, device=q.device)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(out.transpose(1, 2).reshape(b, n, self.dim))
+
+
+class Mlp(nn.Module):
+    """Linear -> GELU -> Linear."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        windows: Optional[Sequence[int]] = None,
+        qkv_bias: bool = True,
+        norm_eps: float = 1e-6,
+    ):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, heads, qkv_bias=qkv_bias, windows=windows)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(round(dim * mlp_ratio)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def init_linear_xavier(module: nn.Module) -> None:
+    """xavier_uniform weights and zero biases for every ``nn.Linear`` inside ``module``."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

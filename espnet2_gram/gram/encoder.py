@@ -1,0 +1,213 @@
+"""The GRAM ViT encoder (masked-autoencoder encoder) and representation extraction."""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from espnet2_gram.gram.attention import Block, init_linear_xavier
+from espnet2_gram.gram.patching import PatchEmbed, grid_shape, sincos_2d
+
+
+def select_visible(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Keep the tokens where ``mask`` is False, in their original order: ``(B, N_vis, D)``.
+
+    Every row of ``mask`` must mask the same number of tokens.
+    """
+    b, n, d = tokens.shape
+    if mask.shape != (b, n):
+        raise ValueError(f"mask shape {tuple(mask.shape)} does not match tokens ({b}, {n})")
+    visible = ~mask.to(device=tokens.device, dtype=torch.bool)
+    counts = visible.sum(dim=1)
+    n_vis = int(counts[0]) if b else 0
+    if b and bool((counts != n_vis).any()):
+        raise ValueError(
+            "every crop must have the same number of visible patches, got "
+            f"{sorted(set(counts.tolist()))}"
+        )
+    return tokens[visible].reshape(b, n_vis, d)
+
+
+class GRAMEncoder(nn.Module):
+    """ViT encoder of GRAM.
+
+    patch embedding -> + fixed 2-D sin-cos positions -> (optional) keep the visible tokens ->
+    prepend a learnable CLS token (position zero) -> ``depth`` pre-LN blocks -> final LayerNorm.
+
+    Input crops: ``(B, in_channels, n_mels, crop_frames)``; with the paper settings
+    (128 mels, 200 frames, 16 x 8 patches) the grid is 8 frequency rows x 25 time columns.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_mels: int = 128,
+        crop_frames: int = 200,
+        patch_size: Tuple[int, int] = (16, 8),
+        dim: int = 768,
+        depth: int = 12,
+        heads: int = 12,
+        mlp_ratio: float = 4.0,
+        cls_init_std: float = 0.02,
+    ):
+        super().__init__()
+        self.in_channels = in_channels
+        self.n_mels = n_mels
+        self.crop_frames = crop_frames
+        self.patch_size = tuple(patch_size)
+        self.grid = grid_shape(n_mels, crop_frames, self.patch_size)
+        self.num_patches = self.grid[0] * self.grid[1]
+        self.dim = dim
+        self.depth = depth
+        self.heads = heads
+        self.patch_embed = PatchEmbed(in_channels, dim, self.patch_size)
+        self.register_buffer("pos_embed", sincos_2d(dim, self.grid)[None], persistent=False)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.blocks = nn.ModuleList(
+            Block(dim, heads, mlp_ratio, norm_eps=1e-6) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self._init_weights(cls_init_std)
+
+    def _init_weights(self, cls_init_std: float) -> None:
+        init_linear_xavier(self)
+        # The patch projection is a linear map of the flattened patch: same xavier init.
+        w = self.patch_embed.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.zeros_(self.patch_embed.proj.bias)
+        nn.init.normal_(self.cls_token, std=cls_init_std)
+
+    def output_size(self) -> int:
+        return self.dim
+
+    # ------------------------------------------------------------------ forward
+    def _normalize_layer(self, layer: int) -> int:
+        idx = layer + self.depth + 1 if layer < 0 else layer
+        if not 0 <= idx <= self.depth:
+            raise ValueError(
+                f"layer {layer} out of range for depth {self.depth} (0 .. {self.depth})"
+            )
+        return idx
+
+    def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Tokens entering the first block: ``(B, 1 + N_vis, D)`` (CLS first)."""
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected input (B, {self.in_channels}, {self.n_mels}, {self.crop_frames}), "
+                f"got {tuple(x.shape)}"
+            )
+        if x.shape[-2:] != (self.n_mels, self.crop_frames):
+            raise ValueError(
+                f"expected crops of {self.n_mels} mels x {self.crop_frames} frames, got "
+                f"{tuple(x.shape[-2:])}; use extract() for other lengths"
+            )
+        tokens = self.patch_embed(x) + self.pos_embed.to(x.dtype)
+        if mask is not None:
+            tokens = select_visible(tokens, mask)
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1).to(tokens.dtype)
+        return torch.cat([cls, tokens], dim=1)
+
+    def forward_layers(
+        self,
+        x: torch.Tensor,
+        layers: Optional[Sequence[int]] = None,
+        mask: Optional[torch.Tensor] = None,
+    ) -> List[torch.Tensor]:
+        """Hidden states after the given layers, each passed through the final LayerNorm.
+
+        Layer ``l`` is the output of the first ``l`` blocks (``0`` = the embeddings,
+        ``depth`` = the last block, so ``forward_layers(x, [depth])[0] == forward(x)``);
+        negative indices count from the end (``-1`` = ``depth``).  ``layers=None`` returns all
+        ``depth + 1`` states.  Blocks after the deepest requested layer are not run.
+        """
+        if layers is None:
+            wanted = list(range(self.depth + 1))
+        else:
+            wanted = [self._normalize_layer(int(l)) for l in layers]
+        last = max(wanted) if wanted else 0
+        h = self.embed(x, mask)
+        states = {0: h}
+        for i in range(last):
+            h = self.blocks[i](h)
+            states[i + 1] = h
+        return [self.norm(states[l]) for l in wanted]
+
+    def forward(
+        self, x: torch.Tensor, mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """``x (B, C, F, T_crop)``, ``mask (B, N)`` (True = masked, optional) ->
+        ``(B, 1 + N_vis, D)``, CLS first, visible tokens in their original order."""
+        h = self.embed(x, mask)
+        for blk in self.blocks:
+            h = blk(h)
+        return self.norm(h)
+
+    # ------------------------------------------------------- representations
+    def num_frames(self, n_input_frames: int) -> int:
+        """Number of ``raw`` frames for an input of ``n_input_frames`` spectrogram frames:
+        ``ceil(T / patch_time)`` (one per time column holding at least one real frame)."""
+        return math.ceil(n_input_frames / self.patch_size[1])
+
+    def num_chunks(self, n_input_frames: int) -> int:
+        """``ceil(T / crop_frames)`` chunks (at least one)."""
+        return max(1, math.ceil(n_input_frames / self.crop_frames))
+
+    def raw_frame_dim(self) -> int:
+        """Feature size of a ``raw`` frame: ``rows * D``."""
+        return self.grid[0] * self.dim
+
+    def extract(
+        self,
+        x: torch.Tensor,
+        strategy: str = "mean",
+        layer: Optional[int] = None,
+        max_chunks_per_pass: Optional[int] = None,
+    ) -> torch.Tensor:
+        """Representation of inputs of any length ``x (B, C, F, T)``.
+
+        The time axis is split into ``ceil(T / crop_frames)`` chunks of ``crop_frames`` (the
+        last one zero-padded), encoded without masking; ``layer`` selects the hidden state (see
+        :meth:`forward_layers`; ``None`` = last layer), final LayerNorm applied.
+
+        * ``mean``: ``(B, D)``, mean over all patch tokens of all chunks;
+        * ``cls``: ``(B, D)``, mean of the chunks' CLS outputs;
+        * ``raw``: ``(B, ceil(T / patch_time), rows * D)``, one frame per time column (80 ms
+          for the paper settings): the column's row tokens concatenated frequency-major
+          (row 0 first); columns made only of padding are dropped.
+
+        Items of the batch are encoded independently.  ``max_chunks_per_pass`` bounds how
+        many chunks go through the encoder at once (memory); ``None`` = all.
+        """
+        if strategy not in ("mean", "cls", "raw"):
+            raise ValueError(f"unknown strategy {strategy!r}; use 'mean', 'cls' or 'raw'")
+        if x.dim() != 4:
+            raise ValueError(f"expected (B, C, F, T), got {tuple(x.shape)}")
+        b, c, f, t = x.shape
+        if t < 1:
+            raise ValueError("empty input (0 frames)")
+        n_chunks = self.num_chunks(t)
+        pad = n_chunks * self.crop_frames - t
+        if pad:
+            x = torch.nn.functional.pad(x, (0, pad))
+        # (B, C, F, n * crop) -> (B * n, C, F, crop), chunk-major within each item.
+        chunks = x.reshape(b, c, f, n_chunks, self.crop_frames).permute(0, 3, 1, 2, 4)
+        chunks = chunks.reshape(b * n_chunks, c, f, self.crop_frames)
+        layer = self.depth if layer is None else layer
+        step = max_chunks_per_pass or chunks.shape[0]
+        outs = [
+            self.forward_layers(chunks[i:i + step], [layer])[0]
+            for i in range(0, chunks.shape[0], step)
+        ]
+        h = torch.cat(outs, dim=0).reshape(b, n_chunks, 1 + self.num_patches, self.dim)
+        if strategy == "cls":
+            return h[:, :, 0].mean(dim=1)
+        patches = h[:, :, 1:]
+        if strategy == "mean":
+            return patches.mean(dim=(1, 2))
+        rows, cols = self.grid
+        frames = patches.reshape(b, n_chunks, rows, cols, self.dim).permute(0, 1, 3, 2, 4)
+        frames = frames.reshape(b, n_chunks * cols, rows * self.dim)
+        return frames[:, : self.num_frames(t)]

@@ -1,0 +1,76 @@
+"""The GRAM pretraining model for ESPnet's trainer: spatial features, several random crops per
+clip each with its own mask, ViT encoder on the visible patches, decoder, masked-patch MSE."""
+
+from typing import Dict, Tuple
+
+import torch
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+
+from ..frontend.spatial_features import per_crop_normalize
+from .loss import masked_patch_mse
+from .patching import patchify
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised instead of stepping the optimiser on a NaN/inf loss."""
+
+
+class ESPnetGRAMModel(AbsESPnetModel):
+    """Masked autoencoder over multi-channel spectrogram crops.
+
+    ``crops_per_clip`` crops of ``encoder.crop_frames`` frames are drawn uniformly inside each
+    clip's valid frames ("in-batch samples" of the paper); a clip shorter than a crop is
+    zero-padded at the end (zeros of the log-spectrogram, then per-crop normalisation).
+    """
+
+    def __init__(self, frontend, encoder, decoder, masking, crops_per_clip: int = 16):
+        super().__init__()
+        if crops_per_clip < 1:
+            raise ValueError(f"model_conf crops_per_clip must be >= 1, got {crops_per_clip}")
+        self.frontend = frontend
+        self.encoder = encoder
+        self.decoder = decoder
+        self.masking = masking
+        self.crops_per_clip = crops_per_clip
+
+    def random_crops(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, C, F, T) -> (B * K, C, F, crop) with K random crops per clip."""
+        crop = self.encoder.crop_frames
+        batch, _, _, frames = feats.shape
+        if frames < crop:
+            feats = torch.nn.functional.pad(feats, (0, crop - frames))
+        max_start = (lengths - crop).clamp(min=0)
+        starts = (torch.rand(batch, self.crops_per_clip, device=feats.device)
+                  * (max_start + 1).unsqueeze(1)).long()
+        index = starts.unsqueeze(-1) + torch.arange(crop, device=feats.device)  # (B, K, crop)
+        clips = feats.unsqueeze(1).expand(-1, self.crops_per_clip, -1, -1, -1)
+        gather = index[:, :, None, None, :].expand(-1, -1, feats.shape[1], feats.shape[2], -1)
+        crops = torch.gather(clips, 4, gather)
+        return crops.reshape(batch * self.crops_per_clip, *crops.shape[2:])
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor,
+                **kwargs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        feats, lengths = self.frontend(speech, speech_lengths)
+        crops = per_crop_normalize(self.random_crops(feats, lengths))
+        target = patchify(crops, self.encoder.patch_size)
+        mask = self.masking(crops.shape[0], self.encoder.grid, device=crops.device)
+        pred = self.decoder(self.encoder(crops, mask), mask)
+        loss = masked_patch_mse(pred.float(), target.float(), mask, crops.shape[1])
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the GRAM loss is {loss.item()} (batch of {speech.shape[0]} clips): training"
+                " stopped; checkpoints written so far are intact. Lower the learning rate,"
+                " check the data (stage 2 summaries) or resume with --resume true"
+            )
+        stats = {"loss": loss.detach()}
+        loss, stats, weight = force_gatherable((loss, stats, speech.shape[0]), loss.device)
+        return loss, stats, weight
+
+    def collect_feats(self, speech: torch.Tensor, speech_lengths: torch.Tensor,
+                      **kwargs) -> Dict[str, torch.Tensor]:
+        """Features as (B, T, C * F) for ESPnet's --collect_stats."""
+        feats, lengths = self.frontend(speech, speech_lengths)
+        batch, channels, bins, frames = feats.shape
+        feats = feats.permute(0, 3, 1, 2).reshape(batch, frames, channels * bins)
+        return {"feats": feats, "feats_lengths": lengths}

@@ -1,0 +1,149 @@
+"""``GRAMTask``: GRAM pretraining as an ESPnet task, with every option of ESPnet's trainer
+(``--ngpu``, DDP, ``--use_amp``, ``--resume``, ``--collect_stats``, ``--print_config``...).
+
+Data: ``speech`` (a ``sound`` wav.scp of source clips). With ``--scene_conf bank_dir=...``
+each clip becomes a new naturalistic scene in the data-loader workers at every draw; without
+it the audio must already have the channel count of the chosen frontend.
+"""
+
+import argparse
+from typing import Callable, Collection, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from espnet2.tasks.abs_task import AbsTask
+from espnet2.torch_utils.initialize import initialize
+from espnet2.train.class_choices import ClassChoices
+from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.train.trainer import Trainer
+from espnet2.utils.nested_dict_action import NestedDictAction
+from espnet2.utils.types import str2bool, str_or_none
+
+from ..frontend.spatial_features import BinauralFrontend, FOAFrontend, MonoFrontend
+from ..gram.decoder import MWMAEDecoder, TransformerDecoder
+from ..gram.encoder import GRAMEncoder
+from ..gram.espnet_model import ESPnetGRAMModel
+from ..gram.masking import FrequencyMasking, InverseBlockMasking, RandomMasking, TimeMasking
+from ..gram.scene_preprocessor import SceneSimulator
+
+FORMAT_OF_FRONTEND = {"mono": "mono", "binaural": "binaural", "foa": "foa"}
+INPUT_CHANNELS = {"mono": 1, "binaural": 2, "foa": 4}
+
+frontend_choices = ClassChoices(
+    "frontend", classes=dict(mono=MonoFrontend, binaural=BinauralFrontend, foa=FOAFrontend),
+    default="binaural",
+)
+encoder_choices = ClassChoices("encoder", classes=dict(vit=GRAMEncoder), default="vit")
+decoder_choices = ClassChoices(
+    "decoder", classes=dict(mwmae=MWMAEDecoder, transformer=TransformerDecoder), default="mwmae"
+)
+masking_choices = ClassChoices(
+    "masking",
+    classes=dict(random=RandomMasking, time=TimeMasking, frequency=FrequencyMasking,
+                 inverse_block=InverseBlockMasking),
+    default="random",
+)
+model_choices = ClassChoices("model", classes=dict(gram=ESPnetGRAMModel), default="gram")
+
+
+class ChannelCheck:
+    """Preprocessing without scene simulation: the audio must match the frontend's format."""
+
+    def __init__(self, frontend: str):
+        self.frontend = frontend
+        self.channels = INPUT_CHANNELS[frontend]
+
+    def __call__(self, uid: str, data: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        speech = data["speech"]
+        got = 1 if speech.ndim == 1 else speech.shape[1]
+        if got != self.channels:
+            raise ValueError(
+                f"utterance {uid}: {got} channel(s), but --frontend {self.frontend} expects"
+                f" {self.channels}; render spatial scenes first or set --scene_conf bank_dir=..."
+            )
+        return data
+
+
+class GRAMTask(AbsTask):
+    num_optimizers: int = 1
+    class_choices_list = [frontend_choices, encoder_choices, decoder_choices, masking_choices,
+                          model_choices]
+    trainer = Trainer
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        group = parser.add_argument_group(description="Task related")
+        group.add_argument(
+            "--init", type=lambda x: str_or_none(x.lower()), default=None,
+            choices=["xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
+                     None],
+            help="Re-initialisation after building the model (None keeps the GRAM init)",
+        )
+        group = parser.add_argument_group(description="Preprocess related")
+        group.add_argument("--use_preprocessor", type=str2bool, default=True,
+                           help="Simulate scenes (or check channels) in the data loader")
+        group.add_argument(
+            "--scene_conf", action=NestedDictAction, default=dict(),
+            help="On-the-fly scenes (SceneSimulator options): bank_dir, noise_scp, fs,"
+                 " clip_seconds, snr_range, clean_ratio, fade_seconds, ...",
+        )
+        for class_choices in cls.class_choices_list:
+            class_choices.add_arguments(group)
+
+    @classmethod
+    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable[
+        [Collection[Tuple[str, Dict[str, np.ndarray]]]],
+        Tuple[List[str], Dict[str, torch.Tensor]],
+    ]:
+        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
+
+    @classmethod
+    def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:
+        if not args.use_preprocessor:
+            return None
+        conf = dict(args.scene_conf or {})
+        if not conf.get("bank_dir") and args.frontend != "mono":
+            return ChannelCheck(args.frontend)
+        conf.setdefault("format", FORMAT_OF_FRONTEND[args.frontend])
+        conf.setdefault("fs", args.frontend_conf.get("fs", 32000))
+        conf.setdefault("seed", args.seed)
+        return SceneSimulator(train=train, **conf)
+
+    @classmethod
+    def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        return ("speech",)
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        return ()
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace) -> ESPnetGRAMModel:
+        # Sizes that follow from other parts are always derived (a printed config lists
+        # their defaults too).
+        frontend = frontend_choices.get_class(args.frontend)(**args.frontend_conf)
+        encoder = encoder_choices.get_class(args.encoder)(**{
+            **args.encoder_conf, "in_channels": frontend.out_channels,
+            "n_mels": frontend.output_size(),
+        })
+        patch_dim = frontend.out_channels * encoder.patch_size[0] * encoder.patch_size[1]
+        decoder = decoder_choices.get_class(args.decoder)(**{
+            **args.decoder_conf, "num_patches_grid": encoder.grid,
+            "encoder_dim": encoder.output_size(), "patch_dim": patch_dim,
+        })
+        masking = masking_choices.get_class(args.masking)(**args.masking_conf)
+        model = model_choices.get_class(args.model)(
+            frontend=frontend, encoder=encoder, decoder=decoder, masking=masking,
+            **args.model_conf,
+        )
+        if args.init is not None:
+            initialize(model, args.init)
+        return model
+
+
+def build_model_from_config(config, **conf_overrides) -> ESPnetGRAMModel:
+    """Build the model of a training YAML, e.g. ``model_conf={"crops_per_clip": 2}``."""
+    args = GRAMTask.get_parser().parse_args(["--config", str(config)])
+    for name, conf in conf_overrides.items():
+        getattr(args, name).update(conf)
+    return GRAMTask.build_model(args)

@@ -87,3 +87,17 @@ def test_bad_options_are_reported(recipe_root):
     proc = subprocess.run(["./run.sh", "--preset", "tiny"], cwd=recipe_root, env=env,
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "--preset tiny" in proc.stderr
+
+
+def test_stages_5_and_6_pretrain_one_model_per_format(recipe_root):
+    out = run_recipe(recipe_root, "--stage", "5", "--stop_stage", "6", *SMALL, "--gram_args",
+                     "--max_epoch 1 --num_iters_per_epoch 2 --num_workers 1")
+    for fmt in ("binaural", "foa"):
+        stats = recipe_root / "exp" / f"gram_stats_{fmt}"
+        assert (stats / "train" / "feats_stats.npz").exists()
+        assert (stats / "train" / "speech_shape").read_text().count("\n") == 208
+        exp = recipe_root / "exp" / f"gram_{fmt}"
+        assert (exp / "1epoch.pth").exists() and (exp / "learning_curve.png").exists()
+        results = (exp / "RESULTS.md").read_text()
+        assert f"final (gram_{fmt}, epoch 1): train loss" in results
+    assert "Stage 6" in out

@@ -13,9 +13,10 @@ from espnet2_gram.frontend import (
     mel_filterbank,
     per_crop_normalize,
 )
-from espnet2_gram.simulation.geometry import angular_distance_deg, listener_to_room, sph_to_cart
+from espnet2_gram.simulation.geometry import angular_distance_deg, sph_to_cart
 from espnet2_gram.simulation.mixing import convolve_multichannel
-from espnet2_gram.simulation.rooms import RenderConfig, RIRRenderer, RoomGeometry
+from espnet2_gram.simulation.rooms import RenderConfig, RIRRenderer
+from test_simulation_physics import anechoic
 
 FS = 32000
 
@@ -120,14 +121,6 @@ def test_features_are_float32_under_autocast():
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         feats, _ = BinauralFrontend()(x)
     assert feats.dtype == torch.float32 and torch.isfinite(feats).all()
-
-
-def anechoic(az, el, yaw=0.0, dist=1.5):
-    listener = [3.0, 3.0, 1.5]
-    pos = listener_to_room(sph_to_cart(az, el, dist), listener, yaw)
-    return RoomGeometry(size=[6.0, 6.0, 3.0], rt60=0.3, absorption=1.0, max_order=0,
-                        listener_position=listener, listener_yaw=yaw,
-                        source_positions=[pos.tolist()])
 
 
 def test_foa_intensity_channels_point_at_anechoic_source():

@@ -1,5 +1,7 @@
 """ESPnetGRAMModel: crops, short clips, losses, collect_feats (in-process, tiny model)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
@@ -7,6 +9,8 @@ import yaml
 from espnet2_gram.gram.espnet_model import NonFiniteLossError
 from espnet2_gram.tasks.gram import build_model_from_config
 from test_gram_task import TINY
+
+REPO = Path(__file__).resolve().parents[1]
 
 FS = 8000
 
@@ -60,3 +64,16 @@ def test_collect_feats_flattens_channels_and_mels(model):
     out = model.collect_feats(torch.randn(2, FS, 2), torch.tensor([FS, FS // 2]))
     assert out["feats"].shape == (2, 101, 2 * 32)
     assert out["feats_lengths"].tolist() == [101, 51]
+
+
+@pytest.mark.parametrize("config", sorted(REPO.glob("conf/*/pretrain_*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_pretraining_config_builds(config):
+    model = build_model_from_config(config)
+    encoder = sum(p.numel() for p in model.encoder.parameters())
+    if config.parent.name == "paper":
+        channels = 7 if "foa" in config.name else 2
+        assert model.frontend.out_channels == channels
+        expected = 85.75e6 if channels == 7 else 85.25e6
+        assert encoder == pytest.approx(expected, rel=0.005)
+        assert model.encoder.num_patches == 200 and model.crops_per_clip == 16

@@ -141,7 +141,8 @@ def test_two_cpu_processes_train_a_step_in_ddp(tmp_path, data):
     assert ":0/2]" in proc.stderr  # rank 0 of a world of 2 (other ranks log warnings only)
 
 
-def test_on_the_fly_scenes_feed_the_trainer(tmp_path):
+@pytest.mark.parametrize("on_device", ["false", "true"])
+def test_on_the_fly_scenes_feed_the_trainer(tmp_path, on_device):
     bank = tmp_path / "bank"
     sampling = RoomSampling(room_size_min=(3, 3, 2.5), room_size_max=(4, 4, 3),
                             rt60=(0.15, 0.3), source_distance=(0.5, 1.0),
@@ -157,7 +158,8 @@ def test_on_the_fly_scenes_feed_the_trainer(tmp_path):
     out = tmp_path / "scenes"
     proc = run(train_cmd(config, out, mono_train, mono_valid, "--scene_conf",
                          f"bank_dir={bank}", "--scene_conf", f"noise_scp={noise}",
-                         "--scene_conf", "clip_seconds=0.6"))
+                         "--scene_conf", "clip_seconds=0.6",
+                         "--scene_conf", f"mix_on_device={on_device}"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "1epoch.pth").exists()
 

@@ -8,6 +8,7 @@ from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
 from ..frontend.spatial_features import per_crop_normalize
+from .device_mixing import mix_if_needed
 from .loss import masked_patch_mse
 from .patching import patchify
 
@@ -51,7 +52,7 @@ class ESPnetGRAMModel(AbsESPnetModel):
 
     def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor,
                 **kwargs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
-        feats, lengths = self.frontend(speech, speech_lengths)
+        feats, lengths = self.frontend(mix_if_needed(speech, kwargs), speech_lengths)
         crops = per_crop_normalize(self.random_crops(feats, lengths))
         target = patchify(crops, self.encoder.patch_size)
         mask = self.masking(crops.shape[0], self.encoder.grid, device=crops.device)
@@ -70,7 +71,7 @@ class ESPnetGRAMModel(AbsESPnetModel):
     def collect_feats(self, speech: torch.Tensor, speech_lengths: torch.Tensor,
                       **kwargs) -> Dict[str, torch.Tensor]:
         """Features as (B, T, C * F) for ESPnet's --collect_stats."""
-        feats, lengths = self.frontend(speech, speech_lengths)
+        feats, lengths = self.frontend(mix_if_needed(speech, kwargs), speech_lengths)
         batch, channels, bins, frames = feats.shape
         feats = feats.permute(0, 3, 1, 2).reshape(batch, frames, channels * bins)
         return {"feats": feats, "feats_lengths": lengths}

@@ -32,7 +32,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from ..simulation.mixing import NOISE_LEVEL_DBFS, mix_scene, normalize_dbfs
+from ..simulation.mixing import NOISE_LEVEL_DBFS, mix_scene, normalize_dbfs, prepare_noise
 from ..utils.audio import MONO_POLICIES, AudioError, problem_of, resample, to_mono
 from ..utils.fileio import read_kv
 
@@ -60,7 +60,7 @@ class SceneSimulator:
                  snr_range: Sequence[float] = (5.0, 40.0), clean_ratio: float = 0.0,
                  fade_seconds: float = 0.2, source_level_dbfs: float = -14.0,
                  noise_level_dbfs: float = NOISE_LEVEL_DBFS, mono_policy: str = "first",
-                 train: bool = True, seed: int = 0):
+                 train: bool = True, seed: int = 0, mix_on_device: bool = False):
         if format not in FORMAT_CHANNELS:
             raise ValueError(f"format must be one of {list(FORMAT_CHANNELS)}, got {format!r}")
         if mono_policy not in MONO_POLICIES:
@@ -80,6 +80,8 @@ class SceneSimulator:
         if format == "mono" and noise_scp:
             raise ValueError("format='mono' scenes are dry clips (GRAM-Clean): noise_scp is not"
                              " used")
+        if mix_on_device and format == "mono":
+            raise ValueError("mix_on_device needs a spatial format (binaural or foa)")
         if format != "mono" and not bank_dir and clean_ratio < 1.0:
             raise ValueError(f"format={format!r} needs bank_dir (an RIR bank of that format)"
                              " unless clean_ratio=1")
@@ -97,6 +99,7 @@ class SceneSimulator:
         self.mono_policy = mono_policy
         self.train = bool(train)
         self.seed = int(seed)
+        self.mix_on_device = bool(mix_on_device)
         self.noises = self._read_noise_scp(self.noise_scp) if self.noise_scp else []
         self.last_info: Dict[str, object] = {}
         self._bank = None
@@ -217,7 +220,7 @@ class SceneSimulator:
         info = {"uid": uid, "crop_offset": offset, "clean": clean, "pack": None,
                 "noise": None, "snr_db": None}
         if self.format == "mono" or clean:
-            mix = np.tile(clip, (self.channels, 1))
+            out = self._dry(data, clip)
         else:
             bank = self.bank
             source_rir, noise_rirs, meta = bank.pack(int(rng.integers(len(bank))))
@@ -228,14 +231,44 @@ class SceneSimulator:
                 snr_db = float(rng.uniform(*self.snr_range))
                 noise = self.read_noise(index, rng)
                 info.update(noise=self.noises[index][0], snr_db=snr_db)
-            scene = mix_scene(clip, source_rir, noise, noise_rirs, snr_db, rng=rng, fs=self.fs,
-                              fade_seconds=self.fade_seconds,
-                              noise_level_dbfs=self.noise_level_dbfs)
-            mix = scene.mix
+            if self.mix_on_device:
+                out = self._ingredients(data, clip, source_rir, noise, noise_rirs, snr_db, rng)
+            else:
+                scene = mix_scene(clip, source_rir, noise, noise_rirs, snr_db, rng=rng,
+                                  fs=self.fs, fade_seconds=self.fade_seconds,
+                                  noise_level_dbfs=self.noise_level_dbfs)
+                out = dict(data, speech=np.ascontiguousarray(scene.mix.T, dtype=np.float32))
         self.last_info = info
-        out = dict(data)
-        out["speech"] = np.ascontiguousarray(mix.T, dtype=np.float32)
         return out
+
+    def _dry(self, data, clip: np.ndarray) -> dict:
+        """The clean case (lambda): the dry clip on every channel, or its ingredients."""
+        if not self.mix_on_device:
+            return dict(data, speech=np.ascontiguousarray(np.tile(clip, (self.channels, 1)).T))
+        delta = np.ones((1, self.channels), dtype=np.float32)
+        return self._pack_ingredients(data, clip, delta, np.zeros_like(clip),
+                                      np.zeros((1, self.channels), np.float32), np.nan, 0, 0)
+
+    def _ingredients(self, data, clip, source_rir, noise, noise_rirs, snr_db, rng) -> dict:
+        """What espnet2_gram.gram.device_mixing needs to mix this scene on the device."""
+        if noise is None:
+            return self._pack_ingredients(data, clip, source_rir.T, np.zeros_like(clip),
+                                          np.zeros((1, self.channels), np.float32), np.nan, 0, 0)
+        fitted, start, active, noise_rir = prepare_noise(
+            noise, noise_rirs, len(clip), rng, self.fs, self.fade_seconds,
+            self.noise_level_dbfs)
+        return self._pack_ingredients(data, clip, source_rir.T, fitted, noise_rir.T, snr_db,
+                                      start, active)
+
+    @staticmethod
+    def _pack_ingredients(data, clip, source_rir, noise, noise_rir, snr_db, start,
+                          active) -> dict:
+        def as32(x):
+            return np.ascontiguousarray(x, dtype=np.float32)
+
+        return dict(data, speech=as32(clip[:, None]), source_rir=as32(source_rir),
+                    noise=as32(noise), noise_rir=as32(noise_rir),
+                    scene_params=as32([snr_db, start, active]))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(format={self.format!r}, fs={self.fs},"

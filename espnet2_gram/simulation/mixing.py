@@ -110,19 +110,30 @@ def mix_scene(source: np.ndarray, source_rir: np.ndarray, noise: np.ndarray = No
     image = convolve_multichannel(source, source_rir, length)
     if noise is None or noise_rirs is None or len(noise_rirs) == 0 or snr_db is None:
         return Scene(image, image, zeros, float("inf"), False)
-    rng = rng if rng is not None else np.random.default_rng()
-    fitted, start, active = fit_noise(
-        normalize_dbfs(np.asarray(noise, dtype=np.float32), noise_level_dbfs),
-        length, int(round(fade_seconds * fs)), rng,
-    )
-    # The same noise signal reaches the listener from every noise source: by linearity one
-    # convolution with the summed RIRs equals the sum of K convolutions.
-    noise_image = convolve_multichannel(fitted, np.sum(noise_rirs, axis=0), length)
+    fitted, start, active, noise_rir = prepare_noise(noise, noise_rirs, length, rng, fs,
+                                                     fade_seconds, noise_level_dbfs)
+    noise_image = convolve_multichannel(fitted, noise_rir, length)
     p_source, p_noise = scene_powers(image, noise_image, start, active)
     if p_noise == 0.0 or p_source == 0.0:
         return Scene(image, image, zeros, float("inf"), False, start, active)
     noise_image *= snr_gain(p_source, p_noise, snr_db)
     return Scene(image + noise_image, image, noise_image, float(snr_db), False, start, active)
+
+
+def prepare_noise(noise: np.ndarray, noise_rirs: np.ndarray, length: int, rng, fs: int,
+                  fade_seconds: float, level_dbfs: float) -> tuple:
+    """Noise normalised and fitted to ``length`` with fades, and the noise sources' RIRs
+    summed: (fitted (T,), active start, active length, summed RIR (C, L)).
+
+    The same noise signal reaches the listener from every noise source, so by linearity one
+    convolution with the summed RIRs equals the sum of the K convolutions.
+    """
+    rng = rng if rng is not None else np.random.default_rng()
+    fitted, start, active = fit_noise(
+        normalize_dbfs(np.asarray(noise, dtype=np.float32), level_dbfs), length,
+        int(round(fade_seconds * fs)), rng,
+    )
+    return fitted, start, active, np.sum(noise_rirs, axis=0)
 
 
 def scene_powers(source_image: np.ndarray, noise_image: np.ndarray, start: int,

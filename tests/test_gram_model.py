@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from espnet2_gram.frontend.spatial_features import per_crop_normalize
+
 from espnet2_gram.gram import (
     Attention,
     FrequencyMasking,
@@ -335,10 +337,22 @@ def test_extract_matches_manual_chunking():
     with torch.no_grad():
         outs = [enc(padded[..., 200 * i:200 * (i + 1)]) for i in range(3)]
         cls = torch.stack([o[:, 0] for o in outs], 1).mean(1)
-        mean = torch.cat([o[:, 1:] for o in outs], 1).mean(1)
-        torch.testing.assert_close(enc.extract(x, "cls"), cls, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(enc.extract(x, "mean"), mean, atol=1e-5, rtol=1e-5)
-        raw = enc.extract(x, "raw")
+        # mean: patch tokens of the 55 columns that hold real frames (437 / 8, rounded up)
+        columns = torch.cat([o[:, 1:].reshape(2, rows, cols, -1).transpose(1, 2) for o in outs],
+                            1)
+        mean = columns[:, :55].mean((1, 2))
+        torch.testing.assert_close(enc.extract(x, "cls", normalize=False), cls, atol=1e-5,
+                                   rtol=1e-5)
+        torch.testing.assert_close(enc.extract(x, "mean", normalize=False), mean, atol=1e-5,
+                                   rtol=1e-5)
+        raw = enc.extract(x, "raw", normalize=False)
+        # normalize=True z-scores every chunk (padding included) like the training crops
+        chunks = per_crop_normalize(padded.reshape(2, 2, 32, 3, 200).permute(0, 3, 1, 2, 4)
+                                    .reshape(6, 2, 32, 200))
+        renormed = chunks.reshape(2, 3, 2, 32, 200).permute(0, 2, 3, 1, 4).reshape(2, 2, 32, 600)
+        torch.testing.assert_close(enc.extract(x, "raw"),
+                                   enc.extract(renormed, "raw", normalize=False)[:, :55],
+                                   atol=1e-5, rtol=1e-5)
         # frame 30 = chunk 1, column 5: rows 0 and 1 concatenated.
         o = outs[1][:, 1:]
         expected = torch.cat([o[:, 0 * cols + 5], o[:, 1 * cols + 5]], -1)
@@ -347,12 +361,15 @@ def test_extract_matches_manual_chunking():
         x400 = x[..., :400]
         two = [enc(x400[..., :200]), enc(x400[..., 200:])]
         torch.testing.assert_close(
-            enc.extract(x400, "cls"), (two[0][:, 0] + two[1][:, 0]) / 2, atol=1e-5, rtol=1e-5
+            enc.extract(x400, "cls", normalize=False), (two[0][:, 0] + two[1][:, 0]) / 2,
+            atol=1e-5, rtol=1e-5,
         )
-        torch.testing.assert_close(enc.extract(x400, "raw"), raw[:, :50], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(enc.extract(x400, "raw", normalize=False), raw[:, :50],
+                                   atol=1e-5, rtol=1e-5)
         # chunked passes give the same result
         torch.testing.assert_close(
-            enc.extract(x, "raw", max_chunks_per_pass=2), raw, atol=1e-5, rtol=1e-5
+            enc.extract(x, "raw", max_chunks_per_pass=2, normalize=False), raw, atol=1e-5,
+            rtol=1e-5,
         )
 
 

@@ -8,6 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from espnet2_gram.frontend.spatial_features import per_crop_normalize
 from espnet2_gram.gram.attention import Block, init_linear_xavier
 from espnet2_gram.gram.patching import PatchEmbed, grid_shape, sincos_2d
 
@@ -165,6 +166,7 @@ class GRAMEncoder(nn.Module):
         strategy: str = "mean",
         layer: Optional[int] = None,
         max_chunks_per_pass: Optional[int] = None,
+        normalize: bool = True,
     ) -> torch.Tensor:
         """Representation of inputs of any length ``x (B, C, F, T)``.
 
@@ -172,7 +174,10 @@ class GRAMEncoder(nn.Module):
         last one zero-padded), encoded without masking; ``layer`` selects the hidden state (see
         :meth:`forward_layers`; ``None`` = last layer), final LayerNorm applied.
 
-        * ``mean``: ``(B, D)``, mean over all patch tokens of all chunks;
+        Each chunk is z-scored over (C, F, T) first, as the training crops are
+        (``per_crop_normalize``); pass ``normalize=False`` for inputs normalised already.
+
+        * ``mean``: ``(B, D)``, mean over the patch tokens of all columns that hold real frames;
         * ``cls``: ``(B, D)``, mean of the chunks' CLS outputs;
         * ``raw``: ``(B, ceil(T / patch_time), rows * D)``, one frame per time column (80 ms
           for the paper settings): the column's row tokens concatenated frequency-major
@@ -195,6 +200,8 @@ class GRAMEncoder(nn.Module):
         # (B, C, F, n * crop) -> (B * n, C, F, crop), chunk-major within each item.
         chunks = x.reshape(b, c, f, n_chunks, self.crop_frames).permute(0, 3, 1, 2, 4)
         chunks = chunks.reshape(b * n_chunks, c, f, self.crop_frames)
+        if normalize:
+            chunks = per_crop_normalize(chunks)
         layer = self.depth if layer is None else layer
         step = max_chunks_per_pass or chunks.shape[0]
         outs = [
@@ -204,10 +211,9 @@ class GRAMEncoder(nn.Module):
         h = torch.cat(outs, dim=0).reshape(b, n_chunks, 1 + self.num_patches, self.dim)
         if strategy == "cls":
             return h[:, :, 0].mean(dim=1)
-        patches = h[:, :, 1:]
-        if strategy == "mean":
-            return patches.mean(dim=(1, 2))
         rows, cols = self.grid
-        frames = patches.reshape(b, n_chunks, rows, cols, self.dim).permute(0, 1, 3, 2, 4)
-        frames = frames.reshape(b, n_chunks * cols, rows * self.dim)
-        return frames[:, : self.num_frames(t)]
+        columns = h[:, :, 1:].reshape(b, n_chunks, rows, cols, self.dim).permute(0, 1, 3, 2, 4)
+        columns = columns.reshape(b, n_chunks * cols, rows, self.dim)[:, : self.num_frames(t)]
+        if strategy == "mean":
+            return columns.mean(dim=(1, 2))
+        return columns.reshape(b, columns.shape[1], rows * self.dim)

@@ -75,3 +75,14 @@ class ESPnetGRAMModel(AbsESPnetModel):
         batch, channels, bins, frames = feats.shape
         feats = feats.permute(0, 3, 1, 2).reshape(batch, frames, channels * bins)
         return {"feats": feats, "feats_lengths": lengths}
+
+    @torch.no_grad()
+    def extract(self, speech: torch.Tensor, speech_lengths: torch.Tensor = None,
+                strategy: str = "mean", layer: int = None) -> torch.Tensor:
+        """Embeddings of audio of any length: (B, T) or (B, T, C) at the frontend's rate.
+
+        ``strategy`` 'mean' / 'cls' give (B, D); 'raw' gives (B, frames, rows * D), one frame
+        per patch column (80 ms at the paper settings). Items of a batch share the length T.
+        """
+        feats, _ = self.frontend(speech, speech_lengths)
+        return self.encoder.extract(feats, strategy=strategy, layer=layer)

@@ -111,6 +111,9 @@ def write_espnet_archive(packed_dir: Path) -> Path:
 
 def _resolve(path: Path, model_file: Optional[Path]) -> tuple:
     """(config, weights) of a packed dir, an ESPnet .zip, a config.yaml or a .pth."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such GRAM model (a packed directory, a .zip,"
+                                " a training directory or a .pth)")
     if path.suffix == ".zip":
         from espnet2.main_funcs.pack_funcs import unpack
 

@@ -164,7 +164,7 @@ class GRAMEncoder(nn.Module):
         self,
         x: torch.Tensor,
         strategy: str = "mean",
-        layer: Optional[int] = None,
+        layer=None,
         max_chunks_per_pass: Optional[int] = None,
         normalize: bool = True,
     ) -> torch.Tensor:
@@ -172,7 +172,8 @@ class GRAMEncoder(nn.Module):
 
         The time axis is split into ``ceil(T / crop_frames)`` chunks of ``crop_frames`` (the
         last one zero-padded), encoded without masking; ``layer`` selects the hidden state (see
-        :meth:`forward_layers`; ``None`` = last layer), final LayerNorm applied.
+        :meth:`forward_layers`; ``None`` = last layer), final LayerNorm applied; a list of
+        layers returns a list of representations from one pass.
 
         Each chunk is z-scored over (C, F, T) first, as the training crops are
         (``per_crop_normalize``); pass ``normalize=False`` for inputs normalised already.
@@ -202,13 +203,20 @@ class GRAMEncoder(nn.Module):
         chunks = chunks.reshape(b * n_chunks, c, f, self.crop_frames)
         if normalize:
             chunks = per_crop_normalize(chunks)
-        layer = self.depth if layer is None else layer
+        single = layer is None or isinstance(layer, int)
+        wanted = [self.depth if layer is None else layer] if single else [int(l) for l in layer]
         step = max_chunks_per_pass or chunks.shape[0]
-        outs = [
-            self.forward_layers(chunks[i:i + step], [layer])[0]
-            for i in range(0, chunks.shape[0], step)
+        passes = [self.forward_layers(chunks[i:i + step], wanted)
+                  for i in range(0, chunks.shape[0], step)]
+        pooled = [
+            self._pool(torch.cat([p[k] for p in passes], dim=0), b, n_chunks, t, strategy)
+            for k in range(len(wanted))
         ]
-        h = torch.cat(outs, dim=0).reshape(b, n_chunks, 1 + self.num_patches, self.dim)
+        return pooled[0] if single else pooled
+
+    def _pool(self, h: torch.Tensor, b: int, n_chunks: int, t: int, strategy: str):
+        """Chunk outputs (B * n, 1 + N, D) -> the representation of ``strategy``."""
+        h = h.reshape(b, n_chunks, 1 + self.num_patches, self.dim)
         if strategy == "cls":
             return h[:, :, 0].mean(dim=1)
         rows, cols = self.grid

@@ -1,0 +1,301 @@
+"""The HEAR 2021 API (hearbenchmark.com) for packed GRAM models.
+
+::
+
+    from espnet2_gram import hear
+    model = hear.load_model("path/to/packed_gram")          # GRAMHearModel (torch.nn.Module)
+    emb, ts = hear.get_timestamp_embeddings(audio, model)   # audio: (n_sounds, n_samples)
+    scene = hear.get_scene_embeddings(audio, model)
+
+Audio is float in [-1, 1] at ``model.sample_rate`` (the packed model's rate: a tensor carries
+no rate, so a wrong one cannot be detected; :func:`resample_to_model` converts).
+
+Timestamp embeddings. GRAM's ``raw`` representation has one frame per patch column
+(``patch_time`` spectrogram frames: 80 ms at the paper settings, 8 x 10 ms), above HEAR's
+50-ms limit. ``passes`` interleaved grids are therefore evaluated: pass ``p`` is the same
+model on the spectrogram frames centred ``p * patch_time * hop / passes`` samples later, so
+two passes (the default) give one embedding every 40 ms. Each pass sees the real signal
+around its frames (the STFT is reflect-padded only at the true ends of the audio), and pass 0
+is exactly ``model.extract(audio, strategy="raw")``. An embedding is the column's ``rows``
+patch tokens concatenated (``rows * D``, frequency-major); its timestamp is the centre of the
+column's frames, ``(first + (patch_time - 1) / 2) * hop`` samples, in milliseconds. Only
+columns whose centre lies inside the audio are returned, so the last timestamp is at most
+the duration and within one hop of it.
+
+Scene embeddings. ``scene_strategy="mean"`` (default, as the GRAM authors do): the mean over
+time of the timestamp embeddings, size ``rows * D``; ``"cls"``: the mean of the CLS outputs
+of the (unshifted) 2-s chunks, size ``D``.
+
+Multichannel extension (not part of HEAR): both functions also take
+``(n_sounds, n_channels, n_samples)`` with ``n_channels == model.n_channels`` (binaural: left,
+right; FOA: ACN W, Y, Z, X with SN3D). Mono ``(n_sounds, n_samples)`` input to a binaural or
+FOA model is repeated on every channel, as the authors do for mono benchmarks.
+
+An empty batch (``n_sounds == 0``) returns empty embeddings, ``(0, n_timestamps, size)`` and
+``(0, n_timestamps)`` / ``(0, size)``, with ``n_timestamps`` what audio of that length gets.
+Audio shorter than :meth:`GRAMHearModel.min_samples` or with NaN / inf samples is a
+``ValueError``.
+
+Items are encoded independently (an embedding does not depend on the rest of the batch);
+long audio is processed in segments of whole encoder chunks, which bounds memory without
+changing the result.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+HEAR_SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
+SCENE_STRATEGIES = ("mean", "cls")
+CHANNEL_LAYOUT = {
+    1: "mono",
+    2: "binaural (left, right)",
+    4: "first-order Ambisonics (ACN W, Y, Z, X; SN3D)",
+}
+
+
+class GRAMHearModel(nn.Module):
+    """A GRAM model (``ESPnetGRAMModel``) with the attributes and extraction HEAR expects.
+
+    ``layer``: the encoder layer (``None`` = last; see ``GRAMEncoder.forward_layers``);
+    ``passes``: interleaved time grids (hop = patch column / passes);
+    ``max_chunks_per_pass``: at most this many encoder chunks (``crop_frames`` frames of one
+    item) are computed at once, features included.
+    """
+
+    def __init__(self, gram, layer: Optional[int] = None, scene_strategy: str = "mean",
+                 passes: int = 2, max_chunks_per_pass: int = 32):
+        super().__init__()
+        if scene_strategy not in SCENE_STRATEGIES:
+            raise ValueError(f"scene_strategy must be one of {SCENE_STRATEGIES},"
+                             f" got {scene_strategy!r}")
+        if int(passes) < 1:
+            raise ValueError(f"passes must be >= 1, got {passes}")
+        if int(max_chunks_per_pass) < 1:
+            raise ValueError(f"max_chunks_per_pass must be >= 1, got {max_chunks_per_pass}")
+        encoder = gram.encoder
+        if layer is not None and not -encoder.depth - 1 <= int(layer) <= encoder.depth:
+            raise ValueError(f"layer {layer} out of range for an encoder of depth"
+                             f" {encoder.depth} ({-encoder.depth - 1} .. {encoder.depth})")
+        self.gram = gram.eval()
+        self.layer = None if layer is None else int(layer)
+        self.scene_strategy = scene_strategy
+        self.passes = int(passes)
+        self.max_chunks_per_pass = int(max_chunks_per_pass)
+        self.eval()
+
+        frontend = gram.frontend
+        self.sample_rate = int(frontend.fs)
+        self.n_channels = int(frontend.in_channels)
+        self.hop_length = int(frontend.hop_length)
+        self.patch_time = int(encoder.patch_size[1])
+        self.timestamp_embedding_size = int(encoder.grid[0] * encoder.dim)
+        self.scene_embedding_size = (self.timestamp_embedding_size if scene_strategy == "mean"
+                                     else int(encoder.dim))
+        column = self.patch_time * self.hop_length  # samples per raw frame
+        # Sample offsets of the passes and the centre of column 0 (in samples, exact).
+        self.offsets = [round(p * column / self.passes) for p in range(self.passes)]
+        self.first_centre = (self.patch_time - 1) / 2 * self.hop_length
+        if self.sample_rate not in HEAR_SAMPLE_RATES:
+            warnings.warn(f"the model runs at {self.sample_rate} Hz; HEAR accepts only"
+                          f" {HEAR_SAMPLE_RATES}")
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def hop_ms(self) -> float:
+        """Interval between timestamps in milliseconds (40 ms at the paper settings)."""
+        return self.patch_time * self.hop_length / self.passes * 1000.0 / self.sample_rate
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.gram.parameters()).device
+
+    def min_samples(self) -> int:
+        """Shortest audio with one embedding: a column centre inside it, and an STFT."""
+        return max(math.ceil(self.first_centre), self.gram.frontend.n_fft // 2 + 1)
+
+    def _columns(self, n_samples: int, p: int) -> int:
+        """Columns of pass ``p`` whose centre lies inside ``n_samples`` samples."""
+        room = n_samples - self.offsets[p] - self.first_centre
+        return 0 if room < 0 else int(room // (self.patch_time * self.hop_length)) + 1
+
+    def num_timestamps(self, n_samples: int) -> int:
+        return sum(self._columns(n_samples, p) for p in range(self.passes))
+
+    def timestamps_ms(self, n_samples: int) -> torch.Tensor:
+        """``(n_timestamps,)`` float64 centres in milliseconds, increasing."""
+        column = self.patch_time * self.hop_length
+        centres = sorted(self.first_centre + self.offsets[p] + j * column
+                         for p in range(self.passes) for j in range(self._columns(n_samples, p)))
+        return torch.tensor(centres, dtype=torch.float64) * (1000.0 / self.sample_rate)
+
+    # ------------------------------------------------------------------ input checks
+    def prepare(self, audio) -> torch.Tensor:
+        """HEAR audio -> ``(n_sounds, n_samples, channels)`` float32 on the model's device."""
+        if isinstance(audio, np.ndarray):
+            audio = torch.from_numpy(audio)
+        if not isinstance(audio, torch.Tensor):
+            raise TypeError(f"audio must be a torch.Tensor, got {type(audio).__name__}")
+        want = self.n_channels
+        expected = (f"(n_sounds, n_samples) mono audio or (n_sounds, {want}, n_samples)"
+                    f" {CHANNEL_LAYOUT.get(want, f'{want}-channel')} audio")
+        if audio.dim() == 2:
+            x = audio.unsqueeze(-1).expand(-1, -1, want)
+        elif audio.dim() == 3:
+            if audio.shape[1] != want:
+                raise ValueError(f"this GRAM model takes {expected}; got {audio.shape[1]}"
+                                 f" channels in audio of shape {tuple(audio.shape)}")
+            x = audio.transpose(1, 2)
+        else:
+            raise ValueError(f"this GRAM model takes {expected}; got audio of shape"
+                             f" {tuple(audio.shape)}")
+        if not audio.is_floating_point():
+            raise ValueError(f"audio must be float in [-1, 1], got dtype {audio.dtype}")
+        n_samples = x.shape[1]
+        if n_samples < self.min_samples():
+            raise ValueError(
+                f"audio of {n_samples} samples is too short: this GRAM model needs at least"
+                f" {self.min_samples()} samples ({1000 * self.min_samples() / self.sample_rate:.1f}"
+                f" ms at {self.sample_rate} Hz)")
+        x = x.to(device=self.device, dtype=torch.float32)
+        if x.numel() and not bool(torch.isfinite(x).all()):
+            raise ValueError("audio contains NaN or inf samples")
+        return x
+
+    # ------------------------------------------------------------------ extraction
+    def _pass_features(self, x: torch.Tensor, offset: int, start: int, end: int) -> torch.Tensor:
+        """Features of the STFT frames centred at ``offset + i * hop``, ``start <= i < end``,
+        of ``x (B, N, C)``: ``(B, C', F, end - start)``, identical to those of a whole-signal
+        STFT (reflect padding at sample 0 and the end only)."""
+        frontend = self.gram.frontend
+        hop, n = self.hop_length, x.shape[1]
+        context = math.ceil(frontend.n_fft / 2 / hop)  # frames of real signal either side
+        a = offset + (start - context) * hop
+        if a < 0:  # only when a pass offset is below n_fft / 2: reflect at a, not at 0
+            a = offset % hop
+        b = min(n, offset + (end - 1 + context) * hop + 1)
+        feats, _ = frontend(x[:, a:b])
+        first = (offset + start * hop - a) // hop
+        return feats[..., first:first + end - start]
+
+    def _encode_pass(self, x: torch.Tensor, p: int, strategy: str) -> torch.Tensor:
+        """Pass ``p`` of ``x (B, N, C)``: ``raw`` -> ``(B, columns, rows * D)`` (the columns with
+        a centre inside the audio); ``cls`` -> ``(B, D)``."""
+        encoder = self.gram.encoder
+        offset = self.offsets[p]
+        n_frames = 1 + (x.shape[1] - offset) // self.hop_length
+        n_columns = self._columns(x.shape[1], p)
+        crop = encoder.crop_frames
+        n_chunks = encoder.num_chunks(n_frames)
+        batch = x.shape[0]
+        sub = min(batch, self.max_chunks_per_pass)
+        per_segment = max(1, self.max_chunks_per_pass // sub)  # chunks per item and segment
+        outs = []
+        for i in range(0, batch, sub):
+            pieces = []
+            for c in range(0, n_chunks, per_segment):
+                start, end = c * crop, min(n_frames, (c + per_segment) * crop)
+                feats = self._pass_features(x[i:i + sub], offset, start, end)
+                emb = encoder.extract(feats, strategy=strategy, layer=self.layer)
+                if strategy == "cls":  # mean over the segment's chunks -> sum
+                    emb = emb * encoder.num_chunks(end - start)
+                pieces.append(emb)
+            if strategy == "cls":
+                outs.append(torch.stack(pieces).sum(0) / n_chunks)
+            else:
+                outs.append(torch.cat(pieces, dim=1)[:, :n_columns])
+        return torch.cat(outs, dim=0)
+
+    @torch.no_grad()
+    def timestamp_embeddings(self, audio) -> Tuple[torch.Tensor, torch.Tensor]:
+        """See :func:`get_timestamp_embeddings`."""
+        out_device = audio.device if isinstance(audio, torch.Tensor) else torch.device("cpu")
+        x = self.prepare(audio)
+        n_sounds, n_samples = x.shape[:2]
+        times = self.timestamps_ms(n_samples).to(torch.float32)
+        size = self.timestamp_embedding_size
+        if n_sounds == 0:
+            return (torch.zeros(0, len(times), size, device=out_device),
+                    torch.zeros(0, len(times), device=out_device))
+        passes: List[torch.Tensor] = [self._encode_pass(x, p, "raw")
+                                      for p in range(self.passes)]
+        emb = x.new_zeros(n_sounds, len(times), size)
+        for p, frames in enumerate(passes):  # interleave: column j of pass p -> j * P + p
+            emb[:, p::self.passes] = frames
+        timestamps = times.to(out_device).expand(n_sounds, -1).contiguous()
+        return emb.to(out_device), timestamps
+
+    @torch.no_grad()
+    def scene_embeddings(self, audio) -> torch.Tensor:
+        """See :func:`get_scene_embeddings`."""
+        if self.scene_strategy == "mean":
+            emb, _ = self.timestamp_embeddings(audio)
+            if emb.shape[0] == 0:
+                return emb.new_zeros(0, self.scene_embedding_size)
+            return emb.mean(dim=1)
+        out_device = audio.device if isinstance(audio, torch.Tensor) else torch.device("cpu")
+        x = self.prepare(audio)
+        if x.shape[0] == 0:
+            return torch.zeros(0, self.scene_embedding_size, device=out_device)
+        return self._encode_pass(x, 0, "cls").to(out_device)
+
+    def forward(self, audio) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.timestamp_embeddings(audio)
+
+    def extra_repr(self) -> str:
+        return (f"sample_rate={self.sample_rate}, n_channels={self.n_channels},"
+                f" hop_ms={self.hop_ms:g}, layer={self.layer},"
+                f" scene_strategy={self.scene_strategy!r},"
+                f" timestamp_embedding_size={self.timestamp_embedding_size},"
+                f" scene_embedding_size={self.scene_embedding_size}")
+
+
+# ---------------------------------------------------------------------- HEAR API
+def load_model(model_file_path: str = "", layer: Optional[int] = None,
+               scene_strategy: str = "mean", passes: int = 2,
+               max_chunks_per_pass: int = 32, device: str = "cpu") -> GRAMHearModel:
+    """A packed GRAM model (directory, ESPnet ``.zip`` or training directory, see
+    :func:`espnet2_gram.packing.load_gram`) as a HEAR model, in eval mode."""
+    from .packing import load_gram
+
+    if not model_file_path:
+        raise ValueError("give the path of a packed GRAM model (a directory with config.yaml"
+                         " and model.pth, or its .zip)")
+    gram = load_gram(model_file_path, device=device)
+    return GRAMHearModel(gram, layer=layer, scene_strategy=scene_strategy, passes=passes,
+                         max_chunks_per_pass=max_chunks_per_pass)
+
+
+def get_timestamp_embeddings(audio: torch.Tensor,
+                             model: GRAMHearModel) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``audio (n_sounds, n_samples)`` [or ``(n_sounds, n_channels, n_samples)``] ->
+    embeddings ``(n_sounds, n_timestamps, model.timestamp_embedding_size)`` float32 and
+    timestamps ``(n_sounds, n_timestamps)`` float32 in milliseconds (frame centres), on the
+    audio's device."""
+    return model.timestamp_embeddings(audio)
+
+
+def get_scene_embeddings(audio: torch.Tensor, model: GRAMHearModel) -> torch.Tensor:
+    """``audio`` as for :func:`get_timestamp_embeddings` ->
+    ``(n_sounds, model.scene_embedding_size)`` float32 on the audio's device."""
+    return model.scene_embeddings(audio)
+
+
+def resample_to_model(audio, sr: int, model: GRAMHearModel) -> torch.Tensor:
+    """Resample ``audio (..., n_samples)`` from ``sr`` Hz to ``model.sample_rate``
+    (band-limited polyphase); a float32 tensor on the input's device."""
+    from .utils.audio import resample
+
+    device = audio.device if isinstance(audio, torch.Tensor) else torch.device("cpu")
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().to("cpu", torch.float32).numpy()
+    x = np.asarray(audio, dtype=np.float32)
+    if int(sr) != model.sample_rate:
+        x = resample(x, int(sr), model.sample_rate)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)

@@ -1,0 +1,65 @@
+"""Registration of GRAM in ESPnet's own tasks, done when those task modules are imported.
+
+``import espnet2_gram`` installs an import hook: whenever ``espnet2.tasks.<task>`` is imported
+(before or after), ``gram`` is added to its ``frontend_choices`` and ``encoder_choices``. The
+hook costs nothing until then, so importing the plugin stays light. Entry points that run
+ESPnet's trainers with the plugin loaded: ``python -m espnet2_gram.bin.{asr,cls}_{train,inference}``.
+"""
+
+import importlib.abc
+import importlib.util
+import sys
+
+# Tasks whose frontend choices get "gram" (they hold their own ClassChoices objects).
+FRONTEND_TASKS = ("espnet2.tasks.asr", "espnet2.tasks.cls", "espnet2.tasks.lid",
+                  "espnet2.tasks.spk", "espnet2.tasks.slu", "espnet2.tasks.st")
+# Tasks whose encoder choices get "gram".
+ENCODER_TASKS = ("espnet2.tasks.cls", "espnet2.tasks.asr")
+
+
+def register(module) -> None:
+    """Add GRAM to the class choices of an imported ESPnet task module."""
+    from .reuse import GRAMESPnetEncoder, GRAMFrontend
+
+    name = module.__name__
+    if name in FRONTEND_TASKS and hasattr(module, "frontend_choices"):
+        module.frontend_choices.classes["gram"] = GRAMFrontend
+    if name in ENCODER_TASKS and hasattr(module, "encoder_choices"):
+        module.encoder_choices.classes["gram"] = GRAMESPnetEncoder
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        register(module)
+
+
+class _TaskImportHook(importlib.abc.MetaPathFinder):
+    targets = set(FRONTEND_TASKS) | set(ENCODER_TASKS)
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in self.targets:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _RegisteringLoader(spec.loader)
+                return spec
+        return None
+
+
+def install() -> None:
+    """Install the hook once; register in task modules that are already imported."""
+    if not any(isinstance(f, _TaskImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TaskImportHook())
+    for name in _TaskImportHook.targets:
+        if name in sys.modules:
+            register(sys.modules[name])

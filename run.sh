@@ -7,7 +7,8 @@
 #
 # Stages: 1 corpus preparation, 2 audio formatting and resampling, 3 RIR bank,
 #         4 fixed spatial evaluation sets and DCASE-format SELD data,
-#         5 statistics (ESPnet --collect_stats), 6 GRAM pretraining (one model per format).
+#         5 statistics (ESPnet --collect_stats), 6 GRAM pretraining (one model per format),
+#         7 packing (model-card directory + ESPnet .zip per format).
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run.sh) $*"; }
@@ -173,7 +174,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
         --train_shape_file "${logdir}/train.JOB.scp" --valid_shape_file "${logdir}/valid.JOB.scp" \
         --output_dir "${logdir}/stats.JOB"
     # shellcheck disable=SC2046
-    ${python} -m espnet2.bin.aggregate_stats_dirs \
+    ${train_cmd} "${logdir}/aggregate.log" ${python} -m espnet2.bin.aggregate_stats_dirs \
       $(for n in $(seq "${_nj}"); do echo --input_dir "${logdir}/stats.${n}"; done) \
       --output_dir "${stats}"
   done
@@ -195,6 +196,17 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
         --output_dir "${out}" ${gram_args}
     ${python} -m espnet2_gram.bin.summarize_pretraining --exp_dir "${out}"
     log "$(tail -n 1 "${out}/RESULTS.md")"
+  done
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+  log "Stage 7: packing the pretrained models (${formats})"
+  for fmt in ${formats}; do
+    ${train_cmd} "${expdir}/packed/log/pack_${fmt}.log" \
+      ${python} -m espnet2_gram.bin.pack_gram --exp_dir "${expdir}/gram_${fmt}" \
+        --stats_file "${expdir}/gram_stats_${fmt}/train/feats_stats.npz" \
+        --out_dir "${expdir}/packed/gram_${fmt}"
+    log "packed ${expdir}/packed/gram_${fmt} (and .zip)"
   done
 fi
 

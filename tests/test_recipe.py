@@ -89,8 +89,8 @@ def test_bad_options_are_reported(recipe_root):
     assert proc.returncode != 0 and "--preset tiny" in proc.stderr
 
 
-def test_stages_5_and_6_pretrain_one_model_per_format(recipe_root):
-    out = run_recipe(recipe_root, "--stage", "5", "--stop_stage", "6", *SMALL, "--gram_args",
+def test_stages_5_to_7_pretrain_and_pack_one_model_per_format(recipe_root):
+    out = run_recipe(recipe_root, "--stage", "5", "--stop_stage", "7", *SMALL, "--gram_args",
                      "--max_epoch 1 --num_iters_per_epoch 2 --num_workers 1")
     for fmt in ("binaural", "foa"):
         stats = recipe_root / "exp" / f"gram_stats_{fmt}"
@@ -100,4 +100,7 @@ def test_stages_5_and_6_pretrain_one_model_per_format(recipe_root):
         assert (exp / "1epoch.pth").exists() and (exp / "learning_curve.png").exists()
         results = (exp / "RESULTS.md").read_text()
         assert f"final (gram_{fmt}, epoch 1): train loss" in results
-    assert "Stage 6" in out
+        packed = recipe_root / "exp" / "packed" / f"gram_{fmt}"
+        assert (packed / "model.pth").exists() and (packed / "README.md").exists()
+        assert packed.with_suffix(".zip").exists()
+    assert "Stage 7" in out

@@ -157,12 +157,12 @@ class GRAMHearModel(nn.Module):
                              f" {tuple(audio.shape)}")
         if not audio.is_floating_point():
             raise ValueError(f"audio must be float in [-1, 1], got dtype {audio.dtype}")
-        n_samples = x.shape[1]
-        if n_samples < self.min_samples():
+        n_samples, least = x.shape[1], self.min_samples()
+        if n_samples < least:
             raise ValueError(
                 f"audio of {n_samples} samples is too short: this GRAM model needs at least"
-                f" {self.min_samples()} samples ({1000 * self.min_samples() / self.sample_rate:.1f}"
-                f" ms at {self.sample_rate} Hz)")
+                f" {least} samples ({1000 * least / self.sample_rate:.1f} ms at"
+                f" {self.sample_rate} Hz)")
         x = x.to(device=self.device, dtype=torch.float32)
         if x.numel() and not bool(torch.isfinite(x).all()):
             raise ValueError("audio contains NaN or inf samples")
@@ -191,6 +191,8 @@ class GRAMHearModel(nn.Module):
         offset = self.offsets[p]
         n_frames = 1 + (x.shape[1] - offset) // self.hop_length
         n_columns = self._columns(x.shape[1], p)
+        if strategy == "raw" and n_columns == 0:  # audio too short for this pass
+            return x.new_zeros(x.shape[0], 0, self.timestamp_embedding_size)
         crop = encoder.crop_frames
         n_chunks = encoder.num_chunks(n_frames)
         batch = x.shape[0]

@@ -1,0 +1,317 @@
+"""The ASR demo recipe (egs2/gram/asr_demo): spatial event sequences, the BPE token list in
+ESPnet's format, the error-rate scorer, and the recipe's stages 1-2 and 6 on tiny inputs.
+(Stages 3-5 run ESPnet's own asr_train / asr_inference with ``frontend: gram``, as in
+tests/test_reuse.py; with them the recipe takes minutes, too long for a smoke test.)"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from espnet2_gram.bin.make_event_sequences import main as cli_main
+from espnet2_gram.simulation.event_sequences import (ErrorCounts, SequenceConfig, active_region,
+                                                     align_counts, build_sequence, cut_event,
+                                                     draw_classes, make_event_sequence_set,
+                                                     score, train_bpe, transcribe, units)
+from espnet2_gram.simulation.rir_bank import make_bank_shards, merge_bank
+from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
+from espnet2_gram.utils.datadir import read_data_dir, write_data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+FS = 8000
+FREQS = {"low_tone": 300.0, "mid_tone": 900.0, "high_tone": 2100.0}  # one class per tone
+
+
+def clip(freq, onset, seconds, total=1.0):
+    """A tone of ``seconds`` at ``onset`` in a silent clip of ``total`` seconds."""
+    x = np.zeros(int(total * FS), dtype=np.float32)
+    n = int(seconds * FS)
+    t = np.arange(n) / FS
+    x[int(onset * FS):int(onset * FS) + n] = 0.5 * np.sin(2 * np.pi * freq * t)
+    return x
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """Two clips per class (different onsets and lengths) and one noise recording."""
+    root = tmp_path_factory.mktemp("asr_demo_src")
+    wavs, labels = {}, {}
+    for name, freq in FREQS.items():
+        for i, (onset, seconds) in enumerate([(0.1, 0.5), (0.3, 0.6)]):
+            utt = f"{name}_{i}"
+            path = root / "audio" / f"{utt}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, clip(freq, onset, seconds), FS, subtype="FLOAT")
+            wavs[utt], labels[utt] = str(path), name
+    write_data_dir(root / "clips", {"wav.scp": wavs, "utt2label": labels})
+    noise = root / "audio" / "noise.wav"
+    sf.write(noise, np.random.default_rng(0).standard_normal(2 * FS) * 0.1, FS, subtype="FLOAT")
+    write_data_dir(root / "noise", {"wav.scp": {"noise0": str(noise)}})
+    return root
+
+
+@pytest.fixture(scope="module")
+def banks(tmp_path_factory):
+    """Two-pack binaural and FOA banks (every pack with noise sources), named like stage 3."""
+    root = tmp_path_factory.mktemp("asr_demo_banks")
+    sampling = RoomSampling(room_size_min=(3, 3, 2.5), room_size_max=(5, 4, 3),
+                            rt60=(0.15, 0.3), source_distance=(0.5, 1.2),
+                            num_noise_sources=(1, 2))
+    for fmt in ("binaural", "foa"):
+        render = RenderConfig(format=fmt, fs=FS, n_rays=200, max_rir_seconds=0.2)
+        for split in ("train", "eval"):
+            out = root / f"{split}_{fmt}"
+            make_bank_shards(out, 2, seed=3 if split == "train" else 4, sampling=sampling,
+                             render=render, shard_size=2, prefix=f"{split}_{fmt}_")
+            merge_bank(out)
+    return root
+
+
+def dominant_freq(x):
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return np.fft.rfftfreq(len(x), 1 / FS)[int(np.argmax(spec))]
+
+
+# ----------------------------------------------------------------------------- building blocks
+def test_active_region_and_cut():
+    x = clip(900.0, 0.3, 0.5)
+    start, end = active_region(x, FS)
+    assert abs(start - 0.3 * FS) <= 0.01 * FS and abs(end - 0.8 * FS) <= 0.01 * FS
+    assert active_region(np.zeros(FS), FS) == (0, FS)  # silent: everything
+    rng = np.random.default_rng(0)
+    short = cut_event(x, FS, rng, window=(0.6, 1.2))  # active part (0.5 s) shorter: kept whole
+    assert abs(len(short) - 0.5 * FS) <= 0.01 * FS
+    long = cut_event(clip(900.0, 0.0, 1.9, total=2.0), FS, rng, window=(0.6, 1.2))
+    assert 0.6 * FS <= len(long) <= 1.2 * FS
+    assert abs(long[0]) < 1e-6 and abs(long[-1]) < 0.05  # faded at both ends
+    assert np.max(np.abs(long)) > 0.45  # not silent inside
+
+
+def test_classes_sequence_and_transcription():
+    rng = np.random.default_rng(1)
+    classes = ["a", "b", "c"]
+    for _ in range(50):
+        drawn = draw_classes(rng, classes, 4)
+        assert len(drawn) == 4 and all(x != y for x, y in zip(drawn, drawn[1:]))
+    events = [np.ones(100, np.float32), 2 * np.ones(50, np.float32)]
+    audio, spans = build_sequence(events, FS, rng, gap=(0.05, 0.05), edge=(0.1, 0.1))
+    assert spans == [(800, 900), (1300, 1350)] and len(audio) == 1350 + 800
+    assert np.all(audio[800:900] == 1) and np.all(audio[1300:1350] == 2)
+    assert np.count_nonzero(audio) == 150
+    labels = ["bell", "chirp_up", "vowel_a"]
+    assert transcribe(labels, "class") == "bell chirp_up vowel_a"
+    assert transcribe(labels, "split") == "bell chirp up vowel a"
+    with pytest.raises(ValueError, match="text_style"):
+        transcribe(labels, "dashes")
+
+
+# ----------------------------------------------------------------------------- the data sets
+def make_set(sources, banks, out, fmt="binaural", seed=0, num=5, **config):
+    return make_event_sequence_set(
+        sources / "clips", banks / f"train_{fmt}", out, out / "data", num,
+        noise_dir=sources / "noise", seed=seed, prefix="u",
+        config=SequenceConfig(**{"window": (0.3, 0.45), "snr_range": (30.0, 40.0), **config}))
+
+
+def test_sequences_labels_in_order_lengths_and_channels(tmp_path, sources, banks):
+    summary = make_set(sources, banks, tmp_path / "bin")
+    assert summary["utterances"] == 5 and summary["channels"] == 2
+    tables = read_data_dir(tmp_path / "bin")
+    assert set(tables) >= {"wav.scp", "text", "utt2num_samples", "utt2label", "utt2events"}
+    for utt, wav in tables["wav.scp"].items():
+        x, fs = sf.read(wav, always_2d=True)
+        assert fs == FS and x.shape == (int(tables["utt2num_samples"][utt]), 2)
+        assert np.all(np.isfinite(x)) and 0.0 < np.abs(x).max() < 1.0
+        labels = tables["utt2label"][utt].split()
+        assert 2 <= len(labels) <= 4 and tables["text"][utt] == " ".join(labels)
+        events = [e.split(":") for e in tables["utt2events"][utt].split()]
+        assert [e[0] for e in events] == labels
+        spans = [(int(s), int(e)) for _, s, e in events]
+        assert all(0 < s < e <= len(x) for s, e in spans)
+        assert all(e1 < s2 for (_, e1), (s2, _) in zip(spans, spans[1:]))  # gaps between
+        for label, (s, e) in zip(labels, spans):
+            assert 0.3 * FS - 1 <= e - s <= 0.45 * FS + 1  # the drawn window
+            # the tone heard in the event's span is the one of its class, in order
+            assert abs(dominant_freq(x[s:e, 0]) - FREQS[label]) < 40
+
+
+def test_sequences_are_deterministic_and_the_text_does_not_depend_on_the_format(
+        tmp_path, sources, banks):
+    make_set(sources, banks, tmp_path / "a", seed=7)
+    make_set(sources, banks, tmp_path / "b", seed=7)
+    make_set(sources, banks, tmp_path / "c", seed=8)
+    summary = make_set(sources, banks, tmp_path / "foa", fmt="foa", seed=7, text_style="split")
+    a, b, c = (read_data_dir(tmp_path / n) for n in "abc")
+    foa = read_data_dir(tmp_path / "foa")
+    assert a["text"] == b["text"] and a["utt2events"] == b["utt2events"]
+    for utt in a["wav.scp"]:
+        np.testing.assert_array_equal(sf.read(a["wav.scp"][utt])[0], sf.read(b["wav.scp"][utt])[0])
+    assert a["text"] != c["text"]
+    assert summary["channels"] == 4
+    assert sf.read(next(iter(foa["wav.scp"].values())), always_2d=True)[0].shape[1] == 4
+    assert foa["utt2label"] == a["utt2label"]  # the same events in FOA
+    assert foa["text"] == {u: t.replace("_", " ") for u, t in a["text"].items()}
+
+
+def test_bad_inputs_are_reported(tmp_path, sources, banks):
+    with pytest.raises(ValueError, match="min_events"):
+        make_set(sources, banks, tmp_path / "x", min_events=3, max_events=2)
+    with pytest.raises(ValueError, match="num_utts"):
+        make_set(sources, banks, tmp_path / "x", num=0)
+    multi = tmp_path / "multi"
+    write_data_dir(multi, {"wav.scp": {"m": str(sources / "audio" / "low_tone_0.wav")},
+                           "utt2label": {"m": "a b"}})
+    with pytest.raises(ValueError, match="single-label"):
+        make_event_sequence_set(multi, banks / "train_binaural", tmp_path / "y",
+                                tmp_path / "y" / "data", 2)
+
+
+# ----------------------------------------------------------------------------- tokens
+def test_token_list_has_espnets_format(tmp_path):
+    from espnet2.bin.tokenize_text import tokenize
+
+    text = tmp_path / "text"
+    rng = np.random.default_rng(0)
+    classes = ["bell", "chirp_up", "chirp_down", "vowel_a", "drum"]
+    text.write_text("".join(f"u{i} {' '.join(draw_classes(rng, classes, 3))}\n"
+                            for i in range(40)))
+    model = train_bpe(text, tmp_path / "bpe" / "bpe", vocab_size=30)
+    tokens = tmp_path / "tokens.txt"
+    tokenize(input=str(text), output=str(tokens), field="2-", delimiter=None, token_type="bpe",
+             space_symbol="<space>", non_linguistic_symbols=None, bpemodel=str(model),
+             log_level="WARNING", write_vocabulary=True, vocabulary_size=0,
+             remove_non_linguistic_symbols=False, cutoff=0,
+             add_symbol=["<blank>:0", "<unk>:1", "<sos/eos>:-1"], cleaner=None, g2p=None,
+             add_nonsplit_symbol=[])
+    entries = tokens.read_text().split("\n")[:-1]
+    assert entries[:2] == ["<blank>", "<unk>"] and entries[-1] == "<sos/eos>"
+    assert len(set(entries)) == len(entries)
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    pieces = {sp.id_to_piece(i) for i in range(sp.get_piece_size())}
+    assert set(entries[2:-1]) <= pieces
+    used = {p for line in text.read_text().splitlines()
+            for p in sp.encode(line.split(maxsplit=1)[1], out_type=str)}
+    assert set(entries[2:-1]) == used  # every unit of the training text, nothing else
+    with pytest.raises(ValueError, match="no transcription"):
+        (tmp_path / "empty").write_text("u1\n")
+        train_bpe(tmp_path / "empty", tmp_path / "bpe2" / "bpe", 30)
+
+
+# ----------------------------------------------------------------------------- scoring
+@pytest.mark.parametrize("ref, hyp, expected", [  # (correct, sub, del, ins)
+    ("a b c", "a b c", (3, 0, 0, 0)),
+    ("a b c", "a x c", (2, 1, 0, 0)),
+    ("a b c", "", (0, 0, 3, 0)),
+    ("a b", "a b c d", (2, 0, 0, 2)),
+    ("a b c d", "b c x d e", (3, 0, 1, 2)),
+    ("a b c", "c b a", (1, 2, 0, 0)),
+    ("", "", (0, 0, 0, 0)),
+    ("", "x y", (0, 0, 0, 2)),
+])
+def test_alignment_counts(ref, hyp, expected):
+    c = align_counts(ref.split(), hyp.split())
+    assert (c.correct, c.sub, c.dels, c.ins) == expected
+    assert c.sentence_errors == int(sum(expected[1:]) > 0)
+
+
+def test_error_rates_over_a_set():
+    ref = {"u1": "bell chirp_up", "u2": "drum vowel_a siren", "u3": "bell"}
+    hyp = {"u1": "bell chirp_down", "u2": ""}  # u3 has no hypothesis: empty
+    words = score(ref, hyp, "word")
+    assert (words.sentences, words.ref_units) == (3, 6)
+    assert (words.correct, words.sub, words.dels, words.ins) == (1, 1, 4, 0)
+    assert words.rate() == pytest.approx(100 * 5 / 6)
+    assert words.row("test") == "|test|3|6|16.7|16.7|66.7|0.0|83.3|100.0|"
+    chars = score({"u": "ab cd"}, {"u": "ab"}, "char")
+    assert (chars.ref_units, chars.dels) == (5, 3)  # the space counts as a character
+    assert units("ab  cd", "char") == ["a", "b", " ", "c", "d"] and units("", "char") == []
+    assert score({"u": "a"}, {"u": "a"}, "word").rate() == 0.0
+    empty = ErrorCounts(sentences=1, ins=2)
+    assert empty.rate() == 100.0 and ErrorCounts().rate() == 0.0
+
+
+def test_score_command_writes_espnet_tables(tmp_path):
+    (tmp_path / "ref").write_text("u1 bell chirp_up\nu2 drum\n")
+    for name, text in (("a", "u1 bell chirp_up\nu2\n"), ("b", "u1 bell\nu2 drum bell\n")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "text").write_text(text)
+    cli_main(["score", "--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "a" / "text"),
+              "--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "b" / "text"),
+              "--output", str(tmp_path / "score.md"), "--write_details", "true"])
+    text = (tmp_path / "score.md").read_text()
+    assert "### WER" in text and "### CER" in text and "### TER" not in text
+    wer = text.split("### CER")[0]
+    assert "|a|2|3|66.7|0.0|33.3|0.0|33.3|50.0|" in wer  # one row per set, named by folder
+    assert "|b|2|3|66.7|0.0|33.3|33.3|66.7|100.0|" in wer
+    assert len((tmp_path / "a" / "result.jsonl").read_text().splitlines()) == 2
+    (tmp_path / "bad").write_text("u9 bell\n")
+    with pytest.raises(ValueError, match="u9"):
+        cli_main(["score", "--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "bad")])
+    with pytest.raises(ValueError, match="one --ref"):
+        cli_main(["score", "--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "bad"),
+                  "--hyp", str(tmp_path / "bad")])
+
+
+# ----------------------------------------------------------------------------- the recipe
+def run_recipe(*args, check=True):
+    env = {**os.environ, "GRAM_SKIP_ENSURE_ENV": "1", "OMP_NUM_THREADS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["egs2/gram/asr_demo/run.sh", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_recipe_stages_1_2_and_6_on_tiny_inputs(tmp_path, sources, banks):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("clips", "noise"):
+        (raw / name).symlink_to(sources / name)
+    opts = ["--datadir", str(tmp_path / "data"), "--dumpdir", str(tmp_path / "dump"),
+            "--expdir", str(tmp_path / "exp"), "--rawdir", str(raw), "--bankdir", str(banks),
+            "--train_source", "clips", "--valid_source", "clips", "--test_source", "clips",
+            "--noise_set", "noise", "--num_train", "8", "--num_valid", "2", "--num_test", "3",
+            "--nbpe", "20", "--python", sys.executable]
+    run_recipe("--stop_stage", "2", *opts)
+    data = tmp_path / "data"
+    sizes = {s: len(read_data_dir(data / f"{s}_binaural")["text"])
+             for s in ("train", "valid", "test")}
+    assert sizes == {"train": 8, "valid": 2, "test": 3}
+    test = read_data_dir(data / "test_binaural")
+    rirs = {r.rsplit("_", 1)[0] for r in test["utt2rir"].values()}
+    assert rirs == {"eval_binaural"}  # the test set uses the held-out bank
+    tokens = (data / "token_list" / "binaural" / "bpe20" / "tokens.txt").read_text().split()
+    assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>"
+
+    # Stage 6 on a made-up decoding: one utterance recognised, one with an event missing,
+    # one with an empty hypothesis.
+    utts = sorted(test["text"])
+    decode = (tmp_path / "exp" / "asr_demo_binaural" / "asr_asr_gram"
+              / "decode_beam4_ctc0.5_valid.acc.ave" / "test_binaural")
+    decode.mkdir(parents=True)
+    refs = [test["text"][u].split() for u in utts]
+    decode.joinpath("text").write_text(
+        f"{utts[0]} {' '.join(refs[0])}\n{utts[1]} {' '.join(refs[1][1:])}\n{utts[2]}\n")
+    run_recipe("--stage", "6", "--stop_stage", "6", *opts)
+    results = (tmp_path / "exp" / "asr_demo_binaural" / "RESULTS.md").read_text()
+    n = sum(map(len, refs))
+    expected = 100 * (1 + len(refs[2])) / n
+    row = next(line for line in results.splitlines()
+               if line.startswith("|decode_beam4_ctc0.5_valid.acc.ave/test_binaural|"))
+    assert row.split("|")[2:4] == ["3", str(n)] and row.split("|")[8] == f"{expected:.1f}"
+    assert "### WER" in results and "### CER" in results and "### TER" in results
+    assert "## Environments" in results
+
+
+def test_recipe_refuses_bad_options():
+    proc = run_recipe("--format", "mic", check=False)
+    assert proc.returncode != 0 and "binaural or foa" in proc.stderr
+    proc = run_recipe("--no_such_option", "1", check=False)
+    assert proc.returncode != 0

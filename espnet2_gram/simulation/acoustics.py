@@ -1,5 +1,7 @@
 """Measurements on impulse responses and scenes: RT60, FOA intensity direction, ITD / ILD."""
 
+from typing import Optional, Tuple
+
 import numpy as np
 
 from .geometry import cart_to_sph
@@ -57,3 +59,17 @@ def interaural_level_difference_db(binaural: np.ndarray) -> float:
     """Left-minus-right energy ratio in dB."""
     left, right = np.square(np.asarray(binaural, dtype=np.float64)).sum(axis=-1)
     return float(10.0 * np.log10(left / right))
+
+
+def event_span(clip: np.ndarray, hop: int, threshold_db: float) -> Optional[Tuple[int, int]]:
+    """First and last ``hop``-sample frame (inclusive) of ``clip`` whose energy is within
+    ``threshold_db`` (negative) of its loudest frame; None for an all-zero clip."""
+    frames = -(-len(clip) // hop)
+    padded = np.zeros(frames * hop, dtype=np.float64)
+    padded[: len(clip)] = clip
+    energy = np.sum(np.square(padded.reshape(frames, hop)), axis=1)
+    peak = float(energy.max()) if frames else 0.0
+    if peak <= 0.0:
+        return None
+    active = np.nonzero(energy >= peak * 10 ** (threshold_db / 10))[0]
+    return int(active[0]), int(active[-1])

@@ -34,6 +34,7 @@ import soundfile as sf
 from ..utils.audio import MONO_POLICIES, AudioError, load_audio, problem_of, write_audio
 from ..utils.datadir import read_data_dir, write_data_dir
 from ..utils.fileio import atomic_open
+from .acoustics import event_span
 from .mixing import (
     NOISE_LEVEL_DBFS,
     convolve_multichannel,
@@ -205,20 +206,6 @@ def read_classes(path) -> List[str]:
 
 
 # --------------------------------------------------------------------------- placement
-
-
-def event_span(clip: np.ndarray, hop: int, threshold_db: float) -> Optional[Tuple[int, int]]:
-    """First and last ``hop``-sample frame (inclusive) of ``clip`` whose energy is within
-    ``threshold_db`` (negative) of its loudest frame; None for an all-zero clip."""
-    frames = -(-len(clip) // hop)
-    padded = np.zeros(frames * hop, dtype=np.float64)
-    padded[: len(clip)] = clip
-    energy = np.sum(np.square(padded.reshape(frames, hop)), axis=1)
-    peak = float(energy.max()) if frames else 0.0
-    if peak <= 0.0:
-        return None
-    active = np.nonzero(energy >= peak * 10 ** (threshold_db / 10))[0]
-    return int(active[0]), int(active[-1])
 
 
 def place_events(frame_counts: Sequence[int], num_frames: int, max_polyphony: int,

@@ -28,6 +28,7 @@ import numpy as np
 from ..utils.audio import load_audio, write_audio
 from ..utils.datadir import read_data_dir, write_data_dir
 from ..utils.fileio import atomic_open, read_kv
+from .acoustics import event_span
 from .mixing import limit_peak, mix_scene
 from .rir_bank import RIRBank
 
@@ -69,15 +70,10 @@ def active_region(x: np.ndarray, fs: int, threshold_db: float = -40.0) -> Tuple[
     """[start, end) samples from the first to the last 10-ms frame whose power is within
     ``threshold_db`` of the loudest frame; the whole signal when it is silent."""
     frame = max(1, int(round(FRAME_SECONDS * fs)))
-    n = len(x) // frame
-    if n == 0:
+    span = event_span(x, frame, threshold_db)
+    if span is None:
         return 0, len(x)
-    power = np.mean(np.square(x[:n * frame].reshape(n, frame), dtype=np.float64), axis=1)
-    peak = float(power.max())
-    if peak == 0.0:
-        return 0, len(x)
-    active = np.flatnonzero(power >= peak * 10 ** (threshold_db / 10))
-    return int(active[0] * frame), int(min(len(x), (active[-1] + 1) * frame))
+    return span[0] * frame, min(len(x), (span[1] + 1) * frame)
 
 
 def cut_event(x: np.ndarray, fs: int, rng: np.random.Generator, window=(0.6, 1.2),

@@ -257,8 +257,8 @@ def target_config(fmt: str, config=None, log_offset: Optional[float] = None) -> 
 
     ``config``: None (the paper YAML of the format: ``conf/paper/pretrain_binaural.yaml``,
     ``pretrain_foa.yaml``; mono = the binaural one with ``frontend: mono``), a YAML path or a
-    mapping.  The decoder's mask token is made a fixed buffer (``learnable_mask_token: false``),
-    as in the authors' code.  ``log_offset`` overrides ``frontend_conf.log_offset``.
+    mapping.  The decoder's mask token is made a fixed buffer (``learnable_mask_token: false``)
+    and its LayerNorm eps 1e-5 (``norm_eps``), as in the authors' code.  ``log_offset`` overrides ``frontend_conf.log_offset``.
     """
     fmt = _canonical_format(fmt)
     paper_file, frontend, _ = FORMATS[fmt]
@@ -283,7 +283,9 @@ def target_config(fmt: str, config=None, log_offset: Optional[float] = None) -> 
     if conf["decoder"] != "mwmae":
         raise ValueError(f"GRAM-T checkpoints have an MW-MAE decoder; the configuration asks for"
                          f" decoder {conf['decoder']!r}")
-    conf["decoder_conf"] = {**(conf.get("decoder_conf") or {}), "learnable_mask_token": False}
+    # The authors' decoder: a fixed mask token and LayerNorm eps 1e-5 (timm's default).
+    conf["decoder_conf"] = {**(conf.get("decoder_conf") or {}), "learnable_mask_token": False,
+                            "norm_eps": 1e-5}
     if log_offset is not None:
         conf["frontend_conf"] = {**(conf.get("frontend_conf") or {}),
                                  "log_offset": float(log_offset)}
@@ -618,8 +620,8 @@ CONVENTIONS = """\
   paper sizes), row 0 first, padding columns dropped (as the authors' HEAR runtime). The
   authors' HEAR scene embedding is the mean of the raw frames ({raw} values):
   `model.extract(wave, strategy="raw").mean(1)`.
-* The decoder's mask token is the authors' fixed (never trained) buffer; the decoder's
-  LayerNorms use eps 1e-6 here vs 1e-5 in the authors' code (reconstructions only).
+* The decoder's mask token is the authors' fixed (never trained) buffer, and its LayerNorms
+  use the authors' eps 1e-5 (`decoder_conf.norm_eps`; our own models use 1e-6).
 * FOA input: ACN (W, Y, Z, X), SN3D; feature channels [log-mel W, Y, Z, X, I_y, I_z, I_x].
 """
 

@@ -30,6 +30,7 @@ class _MAEDecoderBase(nn.Module):
         mlp_ratio: float,
         learnable_mask_token: bool,
         keep_cls: bool,
+        norm_eps: float = 1e-6,
         mask_token_init_std: float = 0.02,
     ):
         super().__init__()
@@ -50,9 +51,9 @@ class _MAEDecoderBase(nn.Module):
             "pos_embed", sincos_2d(dim, self.grid, cls_token=keep_cls)[None], persistent=False
         )
         self.blocks = nn.ModuleList(
-            Block(dim, heads, mlp_ratio, windows=windows, norm_eps=1e-6) for _ in range(depth)
+            Block(dim, heads, mlp_ratio, windows=windows, norm_eps=norm_eps) for _ in range(depth)
         )
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self.pred = nn.Linear(dim, patch_dim)
         init_linear_xavier(self)
         nn.init.normal_(self.mask_token, std=mask_token_init_std)
@@ -117,6 +118,7 @@ class MWMAEDecoder(_MAEDecoderBase):
         windows: Sequence[int] = (2, 5, 10, 25, 50, 100, 0, 0),
         mlp_ratio: float = 4.0,
         learnable_mask_token: bool = True,
+        norm_eps: float = 1e-6,
     ):
         windows = tuple(int(w) for w in windows)
         n = int(num_patches_grid[0]) * int(num_patches_grid[1])
@@ -132,7 +134,7 @@ class MWMAEDecoder(_MAEDecoderBase):
             )
         super().__init__(
             num_patches_grid, encoder_dim, patch_dim, dim, depth, heads, windows, mlp_ratio,
-            learnable_mask_token, keep_cls=False,
+            learnable_mask_token, keep_cls=False, norm_eps=norm_eps,
         )
         self.windows = windows
 
@@ -151,8 +153,9 @@ class TransformerDecoder(_MAEDecoderBase):
         heads: int = 8,
         mlp_ratio: float = 4.0,
         learnable_mask_token: bool = True,
+        norm_eps: float = 1e-6,
     ):
         super().__init__(
             num_patches_grid, encoder_dim, patch_dim, dim, depth, heads, None, mlp_ratio,
-            learnable_mask_token, keep_cls=True,
+            learnable_mask_token, keep_cls=True, norm_eps=norm_eps,
         )

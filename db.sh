@@ -6,6 +6,7 @@ WHAM=${WHAM:-}
 ESC50=${ESC50:-}
 SPEECH_COMMANDS=${SPEECH_COMMANDS:-}
 STARSS23=${STARSS23:-}
+FSD50K=${FSD50K:-}  # no download: the Zenodo split zips are joined and extracted by hand
 
 # corpus_root <corpus>: the local copy of a corpus named as in local/data.sh --corpus.
 corpus_root() {
@@ -15,6 +16,7 @@ corpus_root() {
     esc50) echo "${ESC50}" ;;
     speech_commands) echo "${SPEECH_COMMANDS}" ;;
     starss23) echo "${STARSS23}" ;;
+    fsd50k) echo "${FSD50K}" ;;
     *) echo "" ;;
   esac
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GRAM recipe: spatial data preparation (stages 1-4); later stages build on their outputs.
+# GRAM recipe: spatial data, pretraining, packing and downstream evaluation.
 #
 #   ./run.sh                                   # demo preset, every stage, on CPU
 #   ./run.sh --stage 3 --stop_stage 3 --nj 8   # only the RIR bank, 8 jobs
@@ -8,7 +8,9 @@
 # Stages: 1 corpus preparation, 2 audio formatting and resampling, 3 RIR bank,
 #         4 fixed spatial evaluation sets and DCASE-format SELD data,
 #         5 statistics (ESPnet --collect_stats), 6 GRAM pretraining (one model per format),
-#         7 packing (model-card directory + ESPnet .zip per format).
+#         7 packing (model-card directory + ESPnet .zip per format),
+#         8 classification (cached embeddings + ESPnet's CLSTask probes; fine-tuning by option),
+#         9 localization (DoA regression and SELD/ACCDOA), 10 report (exp/downstream/RESULTS.md).
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run.sh) $*"; }
@@ -44,6 +46,15 @@ seld_train_source=""  # labelled events of the simulated SELD training recording
 seld_test_source=""   # ... and of the test recordings
 num_seld_train=0
 num_seld_test=0
+downstream_train_sets=""  # stage 4 renders these through the *training* bank (heads' training data)
+downstream_models="gram gram_random logmel"  # pretrained GRAM, same encoder untrained, log-mel
+downstream_modes="probe"  # probe (frozen, cached embeddings) and/or finetune (whole encoder)
+cls_tasks=""              # name:train:valid:test[:multilabel[:fold]] ('+' joins sets)
+cls_conditions="naturalistic"  # naturalistic (<set>_<format>) and/or clean (<set>, mono)
+doa_tasks=""              # name:train:valid:test (naturalistic sets, with utt2doa)
+seld_tasks=""             # name:train:test, data dirs with {fmt} for the format
+seld_num_classes=""       # empty: the lines of dump/dcase_sim_<format>/classes.txt
+downstream_args=""        # more trainer options of every downstream run, e.g. "--max_epoch 2"
 
 help_message="Usage: $0 [--stage N] [--stop_stage N] [--preset demo|paper] [--nj N] [--<option> value ...]"
 
@@ -85,7 +96,7 @@ fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   log "Stage 2: audio formatting and resampling to ${fs} Hz"
-  for dset in $(echo ${pretrain_sets} ${pretrain_valid_set} ${eval_sets} ${noise_set} ${seld_train_source} ${seld_test_source} | tr ' ' '\n' | sort -u); do
+  for dset in $(echo ${pretrain_sets} ${pretrain_valid_set} ${eval_sets} ${downstream_train_sets} ${noise_set} ${seld_train_source} ${seld_test_source} | tr ' ' '\n' | sort -u); do
     ${train_cmd} "${expdir}/format/log/${dset}.log" \
       ${python} -m espnet2_gram.bin.format_data --in_dir "${datadir}/${dset}" \
         --out_dir "${dumpdir}/raw/${dset}" --fs "${fs}" --mono_policy "${mono_policy}" --nj "${nj}"
@@ -117,6 +128,12 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
         ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
           --bank_dir "${expdir}/rir_bank/eval_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
           --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 2))
+    done
+    for dset in ${downstream_train_sets}; do
+      ${train_cmd} "${expdir}/eval_sets/log/${dset}_${fmt}.log" \
+        ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
+          --bank_dir "${expdir}/rir_bank/train_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
+          --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 5))
     done
     for split in train test; do
       if [ "${split}" = train ]; then src=${seld_train_source}; num=${num_seld_train}; split_seed=$((seed + 3))
@@ -208,6 +225,158 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
         --out_dir "${expdir}/packed/gram_${fmt}"
     log "packed ${expdir}/packed/gram_${fmt} (and .zip)"
   done
+fi
+
+# ----------------------------------------------------------------------------- downstream
+ds_dir="${expdir}/downstream"
+emb_dir="${dumpdir}/emb"
+
+# set_dir <set> <condition> <format>: the audio data dir of a set.
+set_dir() {
+  if [ "$2" = clean ]; then echo "${dumpdir}/raw/$1"; else echo "${dumpdir}/raw/$1_$3"; fi
+}
+
+# embed <format> <data dir>...: cache the frame embeddings of every downstream model (once).
+embed() {
+  local fmt=$1; shift
+  local extractors=() m
+  for m in ${downstream_models}; do extractors+=(--extractor "${m}"); done
+  # shellcheck disable=SC2046
+  ${train_cmd} "${emb_dir}/log/extract_${fmt}.log" \
+    ${python} -m espnet2_gram.bin.extract_embeddings "${extractors[@]}" \
+      --model_path "${expdir}/packed/gram_${fmt}" --out_root "${emb_dir}/${fmt}" \
+      $(for d in "$@"; do echo --data_dir "${d}"; done)
+}
+
+# emb_set <format> <model> <set[+set...]> <condition>: the embedding dir of (joined) sets.
+emb_set() {
+  local fmt=$1 model=$2 sets=$3 cond=$4 s d names=()
+  for s in ${sets//+/ }; do d=$(set_dir "${s}" "${cond}" "${fmt}"); names+=("$(basename "${d}")"); done
+  if [ ${#names[@]} -eq 1 ]; then echo "${emb_dir}/${fmt}/${model}/${names[0]}"; return; fi
+  local out="${emb_dir}/${fmt}/${model}/$(IFS=+; echo "${names[*]}")" f
+  if [ ! -f "${out}/feats.scp" ]; then
+    mkdir -p "${out}"
+    for f in feats.scp utt2label utt2doa utt2num_frames; do
+      [ -f "${emb_dir}/${fmt}/${model}/${names[0]}/${f}" ] || continue
+      for s in "${names[@]}"; do cat "${emb_dir}/${fmt}/${model}/${s}/${f}"; done | sort > "${out}/.${f}.tmp"
+      mv "${out}/.${f}.tmp" "${out}/${f}"
+    done
+    cp "${emb_dir}/${fmt}/${model}/${names[0]}/embeddings.json" "${out}/"
+  fi
+  echo "${out}"
+}
+
+# run_jobs <name> <job script>...: the downstream runs, at most ${nj} at once, a log each.
+run_jobs() {
+  local name=$1; shift
+  [ $# -gt 0 ] || return 0
+  local jobdir="${ds_dir}/jobs" i=0 job
+  mkdir -p "${jobdir}"
+  for job in "$@"; do i=$((i + 1)); echo "${job}" > "${jobdir}/${name}.${i}.sh"; done
+  ${train_cmd} --max_jobs_run "${nj}" JOB=1:"${i}" "${ds_dir}/log/${name}.JOB.log" \
+    bash "${jobdir}/${name}.JOB.sh"
+}
+
+# downstream_job <task> <mode> <model> <format> <exp name> <options of downstream.sh>...
+downstream_job() {
+  local task=$1 mode=$2 model=$3 fmt=$4 name=$5; shift 5
+  printf '%q ' env OMP_NUM_THREADS=1 egs2/gram/scripts/downstream.sh --task "${task}" \
+    --mode "${mode}" --model "${model}" --format "${fmt}" --python "${python}" \
+    --task_config "conf/${preset}/${task}_${mode}.yaml" --packed_model "${expdir}/packed/gram_${fmt}" \
+    --exp_dir "${ds_dir}/${task}_${name}_${fmt}_${model}_${mode}" --train_args "${downstream_args}" "$@"
+}
+
+# probe_dirs / finetune_dirs <format> <model> <condition> <train> <valid> <test>: the three dirs.
+task_dirs() {
+  local mode=$1 fmt=$2 model=$3 cond=$4; shift 4
+  local sets
+  for sets in "$@"; do
+    if [ "${mode}" = probe ]; then emb_set "${fmt}" "${model}" "${sets}" "${cond}"
+    else set_dir "${sets}" "${cond}" "${fmt}"; fi
+  done
+}
+
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_tasks}" ]; then
+  log "Stage 8: embeddings (${downstream_models}) and classification (${cls_tasks})"
+  for fmt in ${formats}; do
+    dirs=()
+    for spec in ${cls_tasks} ${doa_tasks}; do
+      IFS=: read -r _ tr va te _ <<< "${spec}"
+      for cond in ${cls_conditions}; do
+        for s in ${tr//+/ } ${va//+/ } ${te//+/ }; do dirs+=("$(set_dir "${s}" "${cond}" "${fmt}")"); done
+      done
+    done
+    # shellcheck disable=SC2046
+    embed "${fmt}" $(printf '%s\n' "${dirs[@]}" | sort -u)
+  done
+  jobs=()
+  for fmt in ${formats}; do
+    for spec in ${cls_tasks}; do
+      IFS=: read -r name tr va te multilabel fold <<< "${spec}"
+      for cond in ${cls_conditions}; do
+        tag=${name}; [ "${cond}" = clean ] && tag=${name}_clean
+        for mode in ${downstream_modes}; do
+          for model in ${downstream_models}; do
+            [ "${mode}" = finetune ] && [ "${model}" = logmel ] && continue
+            dirs=($(task_dirs "${mode}" "${fmt}" "${model}" "${cond}" "${tr}" "${va}" "${te}"))
+            jobs+=("$(downstream_job cls "${mode}" "${model}" "${fmt}" "${tag}" --dataset "${tag}" \
+              --train_dir "${dirs[0]}" --valid_dir "${dirs[1]}" --test_dir "${dirs[2]}" \
+              --multilabel "${multilabel:-false}" ${fold:+--fold "${fold}"})")
+          done
+        done
+      done
+    done
+  done
+  run_jobs cls "${jobs[@]}"
+fi
+
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ -n "${doa_tasks}${seld_tasks}" ]; then
+  log "Stage 9: localization (DoA: ${doa_tasks}; SELD: ${seld_tasks})"
+  jobs=()
+  for fmt in ${formats}; do
+    for spec in ${doa_tasks}; do
+      IFS=: read -r name tr va te <<< "${spec}"
+      for mode in ${downstream_modes}; do
+        for model in ${downstream_models}; do
+          [ "${mode}" = finetune ] && [ "${model}" = logmel ] && continue
+          dirs=($(task_dirs "${mode}" "${fmt}" "${model}" naturalistic "${tr}" "${va}" "${te}"))
+          jobs+=("$(downstream_job doa "${mode}" "${model}" "${fmt}" "${name}" --dataset "${name}" \
+            --train_dir "${dirs[0]}" --valid_dir "${dirs[1]}" --test_dir "${dirs[2]}")")
+        done
+      done
+    done
+    for spec in ${seld_tasks}; do
+      IFS=: read -r name tr te <<< "${spec}"
+      tr=${tr//\{fmt\}/${fmt}}; te=${te//\{fmt\}/${fmt}}
+      if [ ! -f "${dumpdir}/raw/${tr}/wav.scp" ]; then log "SELD ${name}: no ${dumpdir}/raw/${tr} for ${fmt}, skipped"; continue; fi
+      nc=${seld_num_classes:-$(wc -l < "${dumpdir}/dcase_sim_${fmt}/classes.txt")}
+      for s in "${tr}" "${te}"; do
+        ${train_cmd} "${ds_dir}/log/seld_data_${s}.log" \
+          ${python} -m espnet2_gram.bin.make_seld_data --data_dir "${dumpdir}/raw/${s}" \
+            --out_dir "${dumpdir}/seld/${s}" --num_classes "${nc}" --fs "${fs}"
+      done
+      [[ " ${downstream_modes} " == *" probe "* ]] && embed "${fmt}" "${dumpdir}/seld/${tr}" "${dumpdir}/seld/${te}"
+      for mode in ${downstream_modes}; do
+        for model in ${downstream_models}; do
+          [ "${mode}" = finetune ] && [ "${model}" = logmel ] && continue
+          if [ "${mode}" = probe ]; then d_tr="${emb_dir}/${fmt}/${model}/${tr}"; d_te="${emb_dir}/${fmt}/${model}/${te}"
+          else d_tr="${dumpdir}/seld/${tr}"; d_te="${dumpdir}/seld/${te}"; fi
+          # No SELD validation split (as in DCASE): the test loss is logged for the curves
+          # only; the model kept is the one with the best training loss (see the configs).
+          jobs+=("$(downstream_job seld "${mode}" "${model}" "${fmt}" "${name}" --dataset "${name}" \
+            --train_dir "${d_tr}" --valid_dir "${d_te}" --test_dir "${d_te}" \
+            --num_classes "${nc}" --chunk_dir "${dumpdir}/seld/${te}")")
+        done
+      done
+    done
+  done
+  run_jobs loc "${jobs[@]}"
+fi
+
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -d "${ds_dir}" ]; then
+  log "Stage 10: report"
+  ${python} -m espnet2_gram.bin.make_report --exp_dir "${ds_dir}"
+  log "wrote ${ds_dir}/RESULTS.md"
 fi
 
 log "Done (stages ${stage}..${stop_stage})"

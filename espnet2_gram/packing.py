@@ -130,18 +130,19 @@ def _resolve(path: Path, model_file: Optional[Path]) -> tuple:
     return path, Path(model_file)
 
 
-def load_gram(path, model_file=None, device: str = "cpu"):
+def load_gram(path, model_file=None, device: str = "cpu", random_init: bool = False):
     """An ``ESPnetGRAMModel`` from a packed directory / archive or a training directory.
 
     Missing or unexpected weights are an error listing them (ESPnet's own loader ignores
-    them silently).
+    them silently). ``random_init``: the same architecture with its initial (untrained)
+    weights, drawn from torch's current random state (the "random init" baseline).
     """
     import torch
 
     from .tasks.gram import GRAMTask
 
     config_path, weights_path = _resolve(Path(path), Path(model_file) if model_file else None)
-    for p in (config_path, weights_path):
+    for p in (config_path,) if random_init else (config_path, weights_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: missing (loading GRAM model {path})")
     with open(config_path, encoding="utf-8") as f:
@@ -151,6 +152,8 @@ def load_gram(path, model_file=None, device: str = "cpu"):
         setattr(args, key, value)
     args.init = None
     model = GRAMTask.build_model(args)
+    if random_init:
+        return model.to(device).eval()
     state = torch.load(weights_path, map_location=device, weights_only=True)
     check_state_dict(model, state, str(weights_path))
     model.load_state_dict(state, strict=True)

@@ -1,7 +1,8 @@
 """Registration of GRAM in ESPnet's own tasks, done when those task modules are imported.
 
 ``import espnet2_gram`` installs an import hook: whenever ``espnet2.tasks.<task>`` is imported
-(before or after), ``gram`` is added to its ``frontend_choices`` and ``encoder_choices``. The
+(before or after), ``gram`` is added to its ``frontend_choices`` and ``encoder_choices``
+(classification also gets ``probe``, the HEAR-style MLP on cached embeddings). The
 hook costs nothing until then, so importing the plugin stays light. Entry points that run
 ESPnet's trainers with the plugin loaded: ``python -m espnet2_gram.bin.{asr,cls}_{train,inference}``.
 """
@@ -19,6 +20,7 @@ ENCODER_TASKS = ("espnet2.tasks.cls", "espnet2.tasks.asr")
 
 def register(module) -> None:
     """Add GRAM to the class choices of an imported ESPnet task module."""
+    from .heads import ProbeEncoder
     from .reuse import GRAMESPnetEncoder, GRAMFrontend
 
     name = module.__name__
@@ -26,6 +28,8 @@ def register(module) -> None:
         module.frontend_choices.classes["gram"] = GRAMFrontend
     if name in ENCODER_TASKS and hasattr(module, "encoder_choices"):
         module.encoder_choices.classes["gram"] = GRAMESPnetEncoder
+    if name == "espnet2.tasks.cls" and hasattr(module, "encoder_choices"):
+        module.encoder_choices.classes["probe"] = ProbeEncoder
 
 
 class _RegisteringLoader(importlib.abc.Loader):

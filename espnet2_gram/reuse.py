@@ -9,7 +9,8 @@ column (80 ms at the paper settings) of ``rows * dim`` values: the chosen layer,
 softmax-weighted sum of all layers. The pretrained weights are loaded in ``__init__`` and again
 by ``reload_pretrained_parameters`` (called by ESPnet's ``initialize`` after it re-initialises
 everything), with a strict key check. ``freeze_steps``: -1 keeps the model frozen, 0 trains it,
-N > 0 trains it after N training steps.
+N > 0 trains it after N training steps. ``random_init: true`` builds the same architecture
+with untrained weights (the random-init baseline; nothing is reloaded).
 """
 
 import copy
@@ -29,9 +30,9 @@ class PretrainedGRAM(torch.nn.Module):
     """The spatial frontend and encoder of a packed GRAM model, as a frame-level extractor."""
 
     def __init__(self, model_path: str, fs: Optional[int] = None, layer: Optional[int] = None,
-                 weighted_sum: bool = False, freeze_steps: int = -1):
+                 weighted_sum: bool = False, freeze_steps: int = -1, random_init: bool = False):
         super().__init__()
-        gram = load_gram(model_path)
+        gram = load_gram(model_path, random_init=random_init)
         if fs is not None and int(fs) != gram.frontend.fs:
             raise ValueError(
                 f"fs={fs} but the GRAM model {model_path} expects {gram.frontend.fs} Hz audio;"
@@ -48,13 +49,15 @@ class PretrainedGRAM(torch.nn.Module):
         self.layer_weights = torch.nn.Parameter(torch.zeros(depth + 1)) if weighted_sum else None
         self.freeze_steps = int(freeze_steps)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long), persistent=False)
-        self.pretrained_params = copy.deepcopy(self._gram_state())
+        self.pretrained_params = None if random_init else copy.deepcopy(self._gram_state())
 
     def _gram_state(self) -> dict:
         return {**{f"features.{k}": v for k, v in self.features.state_dict().items()},
                 **{f"encoder.{k}": v for k, v in self.encoder.state_dict().items()}}
 
     def reload_pretrained_parameters(self) -> None:
+        if self.pretrained_params is None:
+            return
         state = {k: v.clone() for k, v in self.pretrained_params.items()}
         check_state_dict(torch.nn.ModuleDict({"features": self.features,
                                               "encoder": self.encoder}), state, self.model_path)
@@ -95,9 +98,9 @@ class GRAMFrontend(AbsFrontend):
     """``frontend: gram`` with ``frontend_conf: {model_path: <packed model>, ...}``."""
 
     def __init__(self, model_path: str, fs: Optional[int] = None, layer: Optional[int] = None,
-                 weighted_sum: bool = False, freeze_steps: int = -1):
+                 weighted_sum: bool = False, freeze_steps: int = -1, random_init: bool = False):
         super().__init__()
-        self.gram = PretrainedGRAM(model_path, fs, layer, weighted_sum, freeze_steps)
+        self.gram = PretrainedGRAM(model_path, fs, layer, weighted_sum, freeze_steps, random_init)
 
     def output_size(self) -> int:
         return self.gram.output_size()
@@ -114,9 +117,9 @@ class GRAMESPnetEncoder(AbsEncoder):
 
     def __init__(self, input_size: int, model_path: str, fs: Optional[int] = None,
                  layer: Optional[int] = None, weighted_sum: bool = False,
-                 freeze_steps: int = -1):
+                 freeze_steps: int = -1, random_init: bool = False):
         super().__init__()
-        self.gram = PretrainedGRAM(model_path, fs, layer, weighted_sum, freeze_steps)
+        self.gram = PretrainedGRAM(model_path, fs, layer, weighted_sum, freeze_steps, random_init)
         expected = self.gram.features.in_channels
         if input_size not in (1, expected):
             raise ValueError(f"input_size={input_size}: the GRAM model {model_path} takes"

@@ -8,7 +8,7 @@ log() {
     echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
 }
 
-corpus=demo            # demo, audioset, wham, esc50, speech_commands or starss23
+corpus=demo            # demo, audioset, wham, esc50, speech_commands, starss23 or fsd50k
 data_dir=data          # where the data dirs are written
 download_dir=downloads # downloads, extracted archives and the demo audio
 src_dir=               # local copy of a real corpus in its published layout
@@ -20,7 +20,7 @@ corpus_opts=           # extra options of the preparer, e.g. "--format mic" for 
 help_message=$(cat <<EOM
 Usage: $0 [--corpus demo] [--data_dir data] [--download_dir downloads] [--src_dir DIR]
           [--download true] [--fs 16000] [--seed 0] [--corpus_opts "..."]
-Corpora: demo, audioset, wham, esc50, speech_commands, starss23
+Corpora: demo, audioset, wham, esc50, speech_commands, starss23, fsd50k
 (see local/prepare_<corpus>.sh and python -m espnet2_gram.bin.prepare_corpus <corpus> --help)
 EOM
 )

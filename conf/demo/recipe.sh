@@ -14,3 +14,8 @@ seld_train_source=demo_train
 seld_test_source=demo_test
 num_seld_train=8
 num_seld_test=4
+# Downstream (stages 8-10): probes on cached embeddings of the three models.
+downstream_train_sets="demo_train"
+cls_tasks="demo:demo_train:demo_valid:demo_test"
+doa_tasks="demo:demo_train:demo_valid:demo_test"
+seld_tasks="sim:seld_train_{fmt}:seld_test_{fmt}"

@@ -1,4 +1,10 @@
-"""ESPnet's `espnet2.bin.cls_train` with the GRAM plugin loaded (`frontend: gram`, `encoder: gram`)."""
+"""ESPnet's `espnet2.bin.cls_train` with the GRAM plugin loaded (`frontend: gram`, `encoder: gram`,
+`encoder: probe` on cached embeddings).
+
+The data are checked before ESPnet starts: every file of a split names the same utterances
+(the first mismatches are listed) and every label is in ``--token_list`` (a label unseen in
+training is an error naming it and its utterance).
+"""
 
 import contextlib
 import sys
@@ -8,7 +14,26 @@ import espnet2_gram  # noqa: F401  (registers gram in ESPnet's tasks)
 with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
     import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
 
-from espnet2.bin.cls_train import get_parser, main  # noqa: E402,F401
+from espnet2.bin.cls_train import get_parser  # noqa: E402,F401
+from espnet2.tasks.cls import CLSTask  # noqa: E402
+
+from espnet2_gram.utils.cli import run  # noqa: E402
+from espnet2_gram.utils.datacheck import (check_labels_known, check_task_data,  # noqa: E402
+                                          option_value)
+
+
+def main(cmd=None) -> None:
+    argv = sys.argv[1:] if cmd is None else list(cmd)
+    if "--print_config" not in argv:
+        checks = {}
+        token_list = option_value(argv, "--token_list")
+        if token_list:
+            with open(token_list, encoding="utf-8") as f:
+                tokens = [line.strip() for line in f if line.strip()]
+            checks["label"] = lambda path: check_labels_known(path, tokens)
+        check_task_data(argv, checks)
+    CLSTask.main(cmd=argv)
+
 
 if __name__ == "__main__":
-    main()
+    run(main)

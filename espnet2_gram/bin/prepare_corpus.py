@@ -3,7 +3,8 @@
     python -m espnet2_gram.bin.prepare_corpus <corpus> [options]
 
 ``demo`` synthesises a small labelled corpus; the real corpora are read from
-``--src_dir`` (their published layout) or downloaded with ``--download true``.
+``--src_dir`` (their published layout) or downloaded with ``--download true``
+(FSD50K: ``--src_dir`` only).
 User errors (bad input, failed download) end with exit status 1 and a one-line message.
 """
 
@@ -24,6 +25,7 @@ CORPORA = {  # corpus: (module of espnet2_gram.corpora, preparer)
     "esc50": ("esc50", "prepare_esc50"),
     "speech_commands": ("speech_commands", "prepare_speech_commands"),
     "starss23": ("starss23", "prepare_starss23"),
+    "fsd50k": ("fsd50k", "prepare_fsd50k"),
 }
 
 
@@ -85,6 +87,12 @@ def get_parser() -> argparse.ArgumentParser:
                               help="STARSS23 development set")
     starss23.add_argument("--format", dest="fmt", choices=("foa", "mic"), default="foa",
                           help="first-order ambisonics or tetrahedral microphone audio")
+    fsd50k = sub.add_parser("fsd50k", parents=[common], formatter_class=fmt,
+                            help="FSD50K (a local copy only)")
+    fsd50k.add_argument("--src_dir", help="folder holding the extracted "
+                                          "FSD50K.{dev_audio,eval_audio,ground_truth}")
+    fsd50k.add_argument("--download", type=str2bool, default=False,
+                        help="not supported (split zips): fails with instructions")
     return parser
 
 
@@ -99,7 +107,7 @@ def prepare(args: argparse.Namespace) -> List[Path]:
                         noise_seconds=args.noise_seconds, seed=args.seed)
     kwargs = {k: v for k, v in vars(args).items()
               if k not in ("corpus", "log_level", "urls", "data_dir")}
-    if args.urls:
+    if getattr(args, "urls", None):  # fsd50k has no --url
         kwargs["urls"] = args.urls
     return preparer(args.data_dir, **kwargs)
 

@@ -14,7 +14,6 @@ import torch
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
-from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool, str_or_none
@@ -25,6 +24,7 @@ from ..gram.encoder import GRAMEncoder
 from ..gram.espnet_model import ESPnetGRAMModel
 from ..gram.masking import FrequencyMasking, InverseBlockMasking, RandomMasking, TimeMasking
 from ..gram.scene_preprocessor import SceneSimulator
+from ..utils.collate import PadCollate
 
 FORMAT_OF_FRONTEND = {"mono": "mono", "binaural": "binaural", "foa": "foa"}
 INPUT_CHANNELS = {"mono": 1, "binaural": 2, "foa": 4}
@@ -95,7 +95,7 @@ class GRAMTask(AbsTask):
         [Collection[Tuple[str, Dict[str, np.ndarray]]]],
         Tuple[List[str], Dict[str, torch.Tensor]],
     ]:
-        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
+        return PadCollate(float_pad_value=0.0, int_pad_value=-1)
 
     @classmethod
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:

@@ -1,0 +1,55 @@
+"""Direction estimates of a trained DoA model: ``<output_dir>/utt2doa`` (azimuth elevation 1.0).
+
+    python -m espnet2_gram.bin.doa_inference --train_config exp/.../config.yaml \
+        --model_file exp/.../valid.loss.best.pth --output_dir exp/.../decode_demo_test \
+        --data_path_and_name_and_type dump/emb/foa/gram/demo_test_foa/feats.scp,speech,kaldi_ark
+
+Score it with ``python -m espnet2_gram.bin.score_doa``.
+"""
+
+import argparse
+import contextlib
+import logging
+import sys
+import time
+from pathlib import Path
+
+with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
+    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+
+import torch  # noqa: E402
+
+from espnet2_gram.localization.inference import (add_inference_arguments, batches,  # noqa: E402
+                                                 load_trained)
+from espnet2_gram.simulation.geometry import cart_to_sph  # noqa: E402
+from espnet2_gram.tasks.doa import DOATask  # noqa: E402
+from espnet2_gram.utils.cli import run, setup_logging  # noqa: E402
+from espnet2_gram.utils.fileio import write_kv  # noqa: E402
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_inference_arguments(p)
+    args = p.parse_args(argv)
+    setup_logging()
+    torch.set_num_threads(args.num_threads)
+    model, train_args = load_trained(DOATask, args.train_config, args.model_file, args.device)
+    hyps = {}
+    start = time.perf_counter()
+    with torch.no_grad():
+        for keys, batch in batches(DOATask, train_args, args.data_path_and_name_and_type,
+                                   args.batch_size):
+            pred = model.predict(batch["speech"].to(args.device),
+                                 batch["speech_lengths"].to(args.device)).cpu().numpy()
+            az, el, _ = cart_to_sph(pred)
+            for key, a, e in zip(keys, az, el):
+                hyps[key] = f"{a:.2f} {e:.2f} 1.0"
+    elapsed = time.perf_counter() - start
+    write_kv(Path(args.output_dir) / "utt2doa", hyps)
+    logging.info("%d directions in %.1f s (%.1f clips/s) -> %s/utt2doa", len(hyps), elapsed,
+                 len(hyps) / max(elapsed, 1e-9), args.output_dir)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,36 @@
+"""Train a direction-of-arrival model (``DOATask``, ESPnet's trainer and all its options).
+
+    python -m espnet2_gram.bin.doa_train --config conf/demo/doa_probe.yaml --input_size 512 \
+        --train_data_path_and_name_and_type dump/emb/foa/gram/demo_train_foa/feats.scp,speech,kaldi_ark \
+        --train_data_path_and_name_and_type dump/raw/demo_train_foa/utt2doa,doa,text_float \
+        --valid_data_path_and_name_and_type ... --output_dir exp/downstream/doa_foa_gram_probe
+
+The data are checked first: every file of a split names the same utterances, and every
+``utt2doa`` line is in range (azimuth in [-180, 180], elevation in [-90, 90]).
+"""
+
+import contextlib
+import sys
+
+with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
+    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+
+from espnet2_gram.localization.doa_metrics import read_utt2doa  # noqa: E402
+from espnet2_gram.tasks.doa import DOATask  # noqa: E402
+from espnet2_gram.utils.cli import run  # noqa: E402
+from espnet2_gram.utils.datacheck import check_task_data  # noqa: E402
+
+
+def get_parser():
+    return DOATask.get_parser()
+
+
+def main(cmd=None) -> None:
+    argv = sys.argv[1:] if cmd is None else list(cmd)
+    if "--print_config" not in argv:
+        check_task_data(argv, {"doa": lambda p: read_utt2doa(p, require_distance=False)})
+    DOATask.main(cmd=argv)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,58 @@
+"""Score single-source DoA predictions against a reference ``utt2doa``.
+
+    python -m espnet2_gram.bin.score_doa --ref data/test/utt2doa \\
+        --hyp exp/doa/decode_test/utt2doa --format binaural --out_dir exp/doa/decode_test
+
+Writes ``scores.json`` (see :func:`espnet2_gram.localization.doa_metrics.doa_metrics`; the
+front-back confusion rate only for ``--format binaural``) and ``doa_errors.tsv``.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ..localization.doa_metrics import doa_errors, doa_metrics, doa_to_xyz, read_utt2doa
+from ..utils.cli import run, setup_logging
+from ..utils.fileio import atomic_open
+from ..utils.scoring import add_run_options, check_same_keys, run_info, write_scores
+
+logger = logging.getLogger("espnet2_gram.score_doa")
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ref", required=True, help="reference utt2doa: utt az el distance")
+    parser.add_argument("--hyp", required=True, help="predicted utt2doa: utt az el [distance]")
+    parser.add_argument("--out_dir", required=True, help="gets scores.json and doa_errors.tsv")
+    parser.add_argument("--log_level", default="INFO", help="logging level (default INFO)")
+    add_run_options(parser, format_required=True)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = get_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    ref = read_utt2doa(args.ref)
+    hyp = read_utt2doa(args.hyp, require_distance=False)
+    check_same_keys(ref, hyp, f"--ref {args.ref}", f"--hyp {args.hyp}")
+    utts = sorted(ref)
+    ref_xyz = doa_to_xyz([ref[u][0] for u in utts], [ref[u][1] for u in utts])
+    hyp_xyz = doa_to_xyz([hyp[u][0] for u in utts], [hyp[u][1] for u in utts])
+    metrics = doa_metrics(ref_xyz, hyp_xyz, front_back=args.format == "binaural")
+    errors = doa_errors(ref_xyz, hyp_xyz)["error"]
+    out_dir = Path(args.out_dir)
+    with atomic_open(out_dir / "doa_errors.tsv", encoding="utf-8") as f:
+        f.write("utt\tref_az\tref_el\thyp_az\thyp_el\terror\n")
+        for utt, error in zip(utts, errors):
+            (r_az, r_el, _), (h_az, h_el, _) = ref[utt], hyp[utt]
+            f.write(f"{utt}\t{r_az:g}\t{r_el:g}\t{h_az:g}\t{h_el:g}\t{error:.3f}\n")
+    path = write_scores(out_dir, {**run_info(args, "doa"), "num_items": len(utts),
+                                  "metrics": metrics})
+    logger.info("%d items: mean error %.2f deg, acc20 %.3f -> %s", len(utts),
+                metrics["mean_error"], metrics["acc20"], path)
+
+
+if __name__ == "__main__":
+    run(main, sys.argv[1:])

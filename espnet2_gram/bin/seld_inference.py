@@ -1,0 +1,87 @@
+"""SELD predictions of a trained model: one DCASE CSV per recording in ``<output_dir>/pred``.
+
+    python -m espnet2_gram.bin.seld_inference --train_config exp/.../config.yaml \
+        --model_file exp/.../valid.loss.best.pth --chunk_dir dump/seld/seld_test_foa \
+        --data_path_and_name_and_type dump/emb/foa/gram/seld_test_foa/feats.scp,speech,kaldi_ark \
+        --output_dir exp/.../decode_seld_test_foa
+
+Chunk outputs are put back in place (``<chunk_dir>/utt2recording``), cut to the recording's
+length and decoded (ACCDOA: active when the vector is longer than ``--threshold``; multi-ACCDOA:
+close tracks of a class merged); rows are ``frame, class, track, azimuth, elevation``.
+Score with ``python -m espnet2_gram.bin.score_seld --ref_dir <chunk_dir>/metadata``.
+"""
+
+import argparse
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
+    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from espnet2_gram.localization.accdoa import decode_multi_accdoa, decode_single_accdoa  # noqa: E402
+from espnet2_gram.localization.inference import (add_inference_arguments, batches,  # noqa: E402
+                                                 load_trained)
+from espnet2_gram.simulation.dcase import write_dcase_csv  # noqa: E402
+from espnet2_gram.simulation.geometry import cart_to_sph  # noqa: E402
+from espnet2_gram.tasks.seld import SELDTask  # noqa: E402
+from espnet2_gram.utils.cli import run, setup_logging  # noqa: E402
+from espnet2_gram.utils.fileio import read_kv  # noqa: E402
+
+
+def dcase_rows(events):
+    """DCASE rows (frame, class, track, azimuth, elevation) of ``{frame: [(class, x, y, z)]}``."""
+    rows = []
+    for frame in sorted(events):
+        tracks = {}
+        for cls, *xyz in events[frame]:
+            az, el, _ = cart_to_sph(np.asarray(xyz))
+            rows.append((frame, cls, tracks.get(cls, 0), float(az), float(el)))
+            tracks[cls] = tracks.get(cls, 0) + 1
+    return rows
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_inference_arguments(p)
+    p.add_argument("--chunk_dir", required=True, help="output of make_seld_data")
+    p.add_argument("--threshold", type=float, default=0.5)
+    args = p.parse_args(argv)
+    setup_logging()
+    torch.set_num_threads(args.num_threads)
+    chunk_dir = Path(args.chunk_dir)
+    placement = {utt: v.split() for utt, v in read_kv(chunk_dir / "utt2recording").items()}
+    lengths = {rec: int(n) for rec, n in read_kv(chunk_dir / "recordings").items()}
+    model, train_args = load_trained(SELDTask, args.train_config, args.model_file, args.device)
+    ends = {rec: n for rec, n in lengths.items()}  # the last chunk may run past the end
+    for rec, start, n in placement.values():
+        ends[rec] = max(ends[rec], int(start) + int(n))
+    outputs = {rec: np.zeros((end, model.tracks, model.num_classes, 3), np.float32)
+               for rec, end in ends.items()}
+    with torch.no_grad():
+        for keys, batch in batches(SELDTask, train_args, args.data_path_and_name_and_type,
+                                   args.batch_size):
+            frames = {int(placement[k][2]) for k in keys}
+            if len(frames) != 1:
+                raise ValueError(f"{chunk_dir}: chunks of different lengths in one batch")
+            pred = model.predict(batch["speech"].to(args.device),
+                                 batch["speech_lengths"].to(args.device), frames.pop())
+            for key, out in zip(keys, pred.cpu().numpy()):
+                rec, start, n = placement[key][0], int(placement[key][1]), int(placement[key][2])
+                outputs[rec][start:start + n] = out
+    pred_dir = Path(args.output_dir) / "pred"
+    for rec, out in outputs.items():
+        out = out[:lengths[rec]]
+        events = (decode_multi_accdoa(out, args.threshold) if model.tracks > 1
+                  else decode_single_accdoa(out[:, 0], args.threshold))
+        write_dcase_csv(pred_dir / f"{rec}.csv", dcase_rows(events))
+    logging.info("%d recordings -> %s", len(outputs), pred_dir)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,35 @@
+"""Train a SELD model (``SELDTask``: frame-level ACCDOA; ESPnet's trainer and all its options).
+
+    python -m espnet2_gram.bin.seld_train --config conf/demo/seld_probe.yaml --input_size 512 \
+        --train_data_path_and_name_and_type dump/emb/foa/gram/seld_train_foa/feats.scp,speech,kaldi_ark \
+        --train_data_path_and_name_and_type dump/seld/seld_train_foa/tracks.scp,tracks,npy \
+        --valid_data_path_and_name_and_type ... --output_dir exp/downstream/seld_foa_gram_probe
+
+Chunks and targets come from ``espnet2_gram.bin.make_seld_data``; every file of a split must
+name the same chunks (checked first).
+"""
+
+import contextlib
+import sys
+
+with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
+    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+
+from espnet2_gram.tasks.seld import SELDTask  # noqa: E402
+from espnet2_gram.utils.cli import run  # noqa: E402
+from espnet2_gram.utils.datacheck import check_task_data  # noqa: E402
+
+
+def get_parser():
+    return SELDTask.get_parser()
+
+
+def main(cmd=None) -> None:
+    argv = sys.argv[1:] if cmd is None else list(cmd)
+    if "--print_config" not in argv:
+        check_task_data(argv)
+    SELDTask.main(cmd=argv)
+
+
+if __name__ == "__main__":
+    run(main)

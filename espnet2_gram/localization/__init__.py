@@ -1,0 +1,1 @@
+"""Direction-of-arrival and SELD targets, decoding and metrics."""

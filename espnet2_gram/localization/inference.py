@@ -1,0 +1,45 @@
+"""Loading a trained DoA / SELD model strictly and iterating over inference data."""
+
+import argparse
+from pathlib import Path
+from typing import Iterator, List, Sequence, Tuple
+
+import torch
+
+from ..packing import check_state_dict
+
+
+def load_trained(task, train_config, model_file, device: str = "cpu"):
+    """``(model, train_args)``; weights that do not match the config are an error listing
+    them (ESPnet's own loader ignores them)."""
+    for option, path in (("--train_config", train_config), ("--model_file", model_file)):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{option} {path}: no such file")
+    model, train_args = task.build_model_from_file(train_config, None, device)
+    state = torch.load(model_file, map_location=device, weights_only=True)
+    check_state_dict(model, state, str(model_file))
+    model.load_state_dict(state, strict=True)
+    return model.eval(), train_args
+
+
+def batches(task, train_args: argparse.Namespace, triplets: Sequence[Tuple[str, str, str]],
+            batch_size: int) -> Iterator[Tuple[List[str], dict]]:
+    """``(keys, batch)`` over the inference data, in the order of the first file."""
+    loader = task.build_streaming_iterator(
+        data_path_and_name_and_type=list(triplets),
+        preprocess_fn=task.build_preprocess_fn(train_args, False),
+        collate_fn=task.build_collate_fn(train_args, False),
+        batch_size=batch_size, dtype="float32", num_workers=0, inference=True,
+    )
+    yield from loader
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--train_config", required=True)
+    parser.add_argument("--model_file", required=True)
+    parser.add_argument("--data_path_and_name_and_type", action="append", required=True,
+                        type=lambda v: tuple(v.split(",")), help="path,speech,type")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--num_threads", type=int, default=1)

@@ -1,0 +1,57 @@
+"""Shared pieces of the ``score_*`` entry points: run options, key checks, ``scores.json``."""
+
+import argparse
+import json
+from pathlib import Path
+from typing import Iterable
+
+from .fileio import atomic_open
+
+FORMATS = ("binaural", "foa", "mono")
+MODES = ("probe", "finetune")
+SCORES_FILE = "scores.json"
+
+
+def add_run_options(parser: argparse.ArgumentParser, format_required: bool = False) -> None:
+    """``--model``, ``--mode``, ``--dataset`` and ``--format``: recorded in ``scores.json``."""
+    group = parser.add_argument_group("run description (recorded in scores.json)")
+    group.add_argument("--model", help="model name")
+    group.add_argument("--mode", choices=MODES, help="how the model was trained for the task")
+    group.add_argument("--dataset", help="evaluation set name")
+    group.add_argument("--format", choices=FORMATS, required=format_required,
+                       help="input audio format")
+    group.add_argument("--fold", type=int, default=None,
+                       help="cross-validation fold (folds are averaged in the report)")
+
+
+def run_info(args: argparse.Namespace, task: str) -> dict:
+    """The leading ``scores.json`` fields of a run."""
+    info = {"task": task, "dataset": args.dataset, "format": args.format,
+            "model": args.model, "mode": args.mode}
+    if getattr(args, "fold", None) is not None:
+        info["fold"] = args.fold
+    return info
+
+
+def check_same_keys(ref_keys: Iterable[str], hyp_keys: Iterable[str], ref_name: str,
+                    hyp_name: str) -> None:
+    """Raise ``ValueError`` unless both files list the same items; names the first 5
+    missing and extra ones."""
+    ref, hyp = set(ref_keys), set(hyp_keys)
+    if ref == hyp:
+        return
+    missing, extra = sorted(ref - hyp), sorted(hyp - ref)
+    raise ValueError(
+        f"{ref_name} has {len(ref)} items and {hyp_name} {len(hyp)}:"
+        f" {len(missing)} missing from {hyp_name} (e.g. {missing[:5]}),"
+        f" {len(extra)} not in {ref_name} (e.g. {extra[:5]})"
+    )
+
+
+def write_scores(out_dir, scores: dict) -> Path:
+    """Atomically write ``out_dir/scores.json``; returns its path."""
+    path = Path(out_dir) / SCORES_FILE
+    with atomic_open(path, encoding="utf-8") as f:
+        json.dump(scores, f, indent=2)
+        f.write("\n")
+    return path

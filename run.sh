@@ -52,8 +52,8 @@ downstream_modes="probe"  # probe (frozen, cached embeddings) and/or finetune (w
 cls_tasks=""              # name:train:valid:test[:multilabel[:fold]] ('+' joins sets)
 cls_conditions="naturalistic"  # naturalistic (<set>_<format>) and/or clean (<set>, mono)
 doa_tasks=""              # name:train:valid:test (naturalistic sets, with utt2doa)
-seld_tasks=""             # name:train:test, data dirs with {fmt} for the format
-seld_num_classes=""       # empty: the lines of dump/dcase_sim_<format>/classes.txt
+seld_tasks=""             # name:train:test[:classes], data dirs with {fmt} for the format
+                          # (classes: default the lines of dump/dcase_sim_<format>/classes.txt)
 downstream_args=""        # more trainer options of every downstream run, e.g. "--max_epoch 2"
 
 help_message="Usage: $0 [--stage N] [--stop_stage N] [--preset demo|paper] [--nj N] [--<option> value ...]"
@@ -319,7 +319,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_
           for model in ${downstream_models}; do
             [ "${mode}" = finetune ] && [ "${model}" = logmel ] && continue
             dirs=($(task_dirs "${mode}" "${fmt}" "${model}" "${cond}" "${tr}" "${va}" "${te}"))
-            jobs+=("$(downstream_job cls "${mode}" "${model}" "${fmt}" "${tag}" --dataset "${tag}" \
+            jobs+=("$(downstream_job cls "${mode}" "${model}" "${fmt}" "${tag}${fold:+_cv${fold}}" --dataset "${tag}" \
               --train_dir "${dirs[0]}" --valid_dir "${dirs[1]}" --test_dir "${dirs[2]}" \
               --multilabel "${multilabel:-false}" ${fold:+--fold "${fold}"})")
           done
@@ -346,13 +346,14 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ -n "${doa_tasks}${seld
       done
     done
     for spec in ${seld_tasks}; do
-      IFS=: read -r name tr te <<< "${spec}"
+      IFS=: read -r name tr te nc <<< "${spec}"
       tr=${tr//\{fmt\}/${fmt}}; te=${te//\{fmt\}/${fmt}}
-      if [ ! -f "${dumpdir}/raw/${tr}/wav.scp" ]; then log "SELD ${name}: no ${dumpdir}/raw/${tr} for ${fmt}, skipped"; continue; fi
-      nc=${seld_num_classes:-$(wc -l < "${dumpdir}/dcase_sim_${fmt}/classes.txt")}
+      nc=${nc:-$(wc -l < "${dumpdir}/dcase_sim_${fmt}/classes.txt")}
       for s in "${tr}" "${te}"; do
+        src="${dumpdir}/raw/${s}"; [ -f "${src}/wav.scp" ] || src="${datadir}/${s}"  # STARSS23: as prepared
+        if [ ! -f "${src}/wav.scp" ]; then log "SELD ${name}: no data dir ${s} for ${fmt}, skipped"; continue 2; fi
         ${train_cmd} "${ds_dir}/log/seld_data_${s}.log" \
-          ${python} -m espnet2_gram.bin.make_seld_data --data_dir "${dumpdir}/raw/${s}" \
+          ${python} -m espnet2_gram.bin.make_seld_data --data_dir "${src}" \
             --out_dir "${dumpdir}/seld/${s}" --num_classes "${nc}" --fs "${fs}"
       done
       [[ " ${downstream_modes} " == *" probe "* ]] && embed "${fmt}" "${dumpdir}/seld/${tr}" "${dumpdir}/seld/${te}"

@@ -45,6 +45,7 @@ class FrameExtractor(torch.nn.Module):
         if kind not in EXTRACTORS:
             raise ValueError(f"--extractor {kind!r}: expected one of {', '.join(EXTRACTORS)}")
         self.kind = kind
+        self.seed = int(seed)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.gram = PretrainedGRAM(str(model_path), layer=layer,
@@ -90,7 +91,8 @@ def _request(extractor: FrameExtractor, model_path, layer) -> dict:
     stamp = weights.stat() if weights.is_file() else Path(model_path).stat()
     return {"extractor": extractor.kind, "model_path": str(model_path), "layer": layer,
             "model_size": stamp.st_size, "model_mtime": int(stamp.st_mtime),
-            "dim": extractor.output_size(), "fs": extractor.fs}
+            "dim": extractor.output_size(), "fs": extractor.fs,
+            "seed": extractor.seed if extractor.kind == "gram_random" else None}
 
 
 def _up_to_date(out_dir: Path, request: dict, utts: List[str]) -> bool:

@@ -104,3 +104,33 @@ def test_stages_5_to_7_pretrain_and_pack_one_model_per_format(recipe_root):
         assert (packed / "model.pth").exists() and (packed / "README.md").exists()
         assert packed.with_suffix(".zip").exists()
     assert "Stage 7" in out
+
+
+DOWNSTREAM = ["--formats", "foa", "--cls_tasks", "demo:demo_train:demo_test:demo_test",
+              "--doa_tasks", "demo:demo_train:demo_test:demo_test",
+              "--downstream_args", "--max_epoch 2"]
+
+
+def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
+    out = run_recipe(recipe_root, "--stage", "8", "--stop_stage", "10", *SMALL, *DOWNSTREAM)
+    ds = recipe_root / "exp" / "downstream"
+    runs = (("cls", "demo", "demo_test_foa"), ("doa", "demo", "demo_test_foa"),
+            ("seld", "sim", "seld_test_foa"))
+    for task, dataset, test_set in runs:
+        for model in ("gram", "gram_random", "logmel"):
+            scores = json.loads((ds / f"{task}_{dataset}_foa_{model}_probe" / f"decode_{test_set}"
+                                 / "scores.json").read_text())
+            assert scores["task"] == task and scores["model"] == model
+    results = (ds / "RESULTS.md").read_text()
+    for heading in ("## Classification: demo", "## DoA: demo", "## SELD: sim"):
+        assert heading in results
+    for label in ("GRAM (pretrained)", "GRAM (random init)", "log-mel"):
+        assert results.count(label) >= 3
+    assert (ds / "images" / "doa_error_boxplot_demo.png").exists()
+    # Each clip was embedded once per model; a rerun reuses embeddings and finished runs.
+    ark = recipe_root / "dump" / "emb" / "foa" / "gram" / "demo_test_foa" / "feats.ark"
+    stamp = ark.stat().st_mtime_ns
+    out = run_recipe(recipe_root, "--stage", "8", "--stop_stage", "9", *SMALL, *DOWNSTREAM)
+    assert ark.stat().st_mtime_ns == stamp
+    logs = "".join(p.read_text() for p in (ds / "log").glob("*.log"))
+    assert logs.count("scored already") >= 9

@@ -1,10 +1,12 @@
 # Paper preset: GRAM-T settings at 32 kHz. Corpora come from local copies named in db.sh
 # (or are downloaded where their licence allows: local/data.sh --download true).
-corpora="audioset wham esc50 speech_commands starss23"
+corpora="audioset wham esc50 speech_commands fsd50k starss23"
 fs=32000
 pretrain_sets="audioset_train"
 pretrain_valid_set="esc50_fold5"   # AudioSet has no held-out split in the paper's setup
-eval_sets="esc50 speechcommands_test"
+# rendered through the held-out bank (ESC-50 folds serve as training sets of other folds too)
+eval_sets="esc50_fold1 esc50_fold2 esc50_fold3 esc50_fold4 esc50_fold5 speechcommands_valid
+  speechcommands_test fsd50k_valid fsd50k_eval"
 noise_set="wham_noise_tr"
 formats="binaural foa"
 rir_config=conf/paper/rir_bank.yaml
@@ -15,3 +17,19 @@ seld_train_source=esc50_fold1   # ESC-50 folds keep training and test clips apar
 seld_test_source=esc50_fold5
 num_seld_train=600
 num_seld_test=200
+# Downstream (stages 8-10): HEAR-style probes and fine-tuning, clean and naturalistic.
+downstream_train_sets="speechcommands_train fsd50k_train"
+downstream_modes="probe finetune"
+cls_conditions="clean naturalistic"
+# ESC-50: 5-fold cross-validation (train 3 folds, validate on the next, test on one).
+cls_tasks="esc50:esc50_fold2+esc50_fold3+esc50_fold4:esc50_fold5:esc50_fold1:false:1
+  esc50:esc50_fold3+esc50_fold4+esc50_fold5:esc50_fold1:esc50_fold2:false:2
+  esc50:esc50_fold4+esc50_fold5+esc50_fold1:esc50_fold2:esc50_fold3:false:3
+  esc50:esc50_fold5+esc50_fold1+esc50_fold2:esc50_fold3:esc50_fold4:false:4
+  esc50:esc50_fold1+esc50_fold2+esc50_fold3:esc50_fold4:esc50_fold5:false:5
+  speechcommands:speechcommands_train:speechcommands_valid:speechcommands_test
+  fsd50k:fsd50k_train:fsd50k_valid:fsd50k_eval:true"
+# Localisation of spatialised ESC-50 and Speech Commands clips (the paper's two new tasks).
+doa_tasks="esc50:esc50_fold2+esc50_fold3+esc50_fold4:esc50_fold5:esc50_fold1
+  speechcommands:speechcommands_train:speechcommands_valid:speechcommands_test"
+seld_tasks="sim:seld_train_{fmt}:seld_test_{fmt} starss23:starss23_{fmt}_train:starss23_{fmt}_test:13"

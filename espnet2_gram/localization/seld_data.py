@@ -53,6 +53,9 @@ def make_seld_chunks(data_dir, out_dir, num_classes: int, chunk_seconds: float =
     options = {"num_classes": int(num_classes), "chunk_seconds": float(chunk_seconds),
                "label_hop_seconds": float(label_hop_seconds), "fs": fs}
     _check_options(out_dir, options)
+    # recorded before any chunk is written, so a resumed run cannot mix two sets of options
+    with atomic_open(out_dir / "seld.json") as f:
+        json.dump(options, f, indent=2)
     out = {"wav.scp": {}, "tracks.scp": {}, "utt2recording": {}}
     recordings = {}
     dropped = 0
@@ -97,8 +100,6 @@ def make_seld_chunks(data_dir, out_dir, num_classes: int, chunk_seconds: float =
         logger.warning("%s: %d events beyond 3 per class and frame were dropped", out_dir, dropped)
     write_data_dir(out_dir, out)
     write_kv(out_dir / "recordings", recordings)
-    with atomic_open(out_dir / "seld.json") as f:
-        json.dump(options, f, indent=2)
     logger.info("%s: %d recordings, %d chunks", out_dir, len(recordings), len(out["wav.scp"]))
     return recordings
 

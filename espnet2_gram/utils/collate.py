@@ -28,7 +28,7 @@ class PadCollate:
         batch = {}
         for name in names:
             arrays = [np.asarray(d[name]) for _, d in data]
-            integer = np.issubdtype(arrays[0].dtype, np.integer)
+            integer = arrays[0].dtype.kind == "i"  # signed only, as ESPnet (uint8 pads 0)
             pad = self.int_pad_value if integer else self.float_pad_value
             lengths = [a.shape[0] if a.ndim else 1 for a in arrays]
             arrays = [a.reshape(1) if a.ndim == 0 else a for a in arrays]

@@ -71,6 +71,7 @@ class FrameExtractor(torch.nn.Module):
         if self.kind != "logmel":
             return self.gram(audio, lengths)[0]
         feats, _ = self.gram.features(audio, lengths)  # (B, C, F, T)
+        feats = self.gram.drop_stub_chunk(feats)  # the same frames as GRAM's
         return pool_frames(per_crop_normalize(feats), self.patch_frames)
 
 

@@ -73,6 +73,16 @@ class PretrainedGRAM(torch.nn.Module):
     def frozen(self) -> bool:
         return self.freeze_steps < 0 or int(self.steps) < self.freeze_steps
 
+    def drop_stub_chunk(self, feats: torch.Tensor) -> torch.Tensor:
+        """Drop a trailing remainder of fewer spectrogram frames than one patch column after
+        whole crops: a 2-s clip has 201 centred-STFT frames for 200-frame crops, and its last
+        frame alone would cost a second, almost empty chunk (and a 26th, padding-made frame)."""
+        crop, patch_t = self.encoder.crop_frames, self.encoder.patch_size[1]
+        rest = feats.shape[-1] % crop
+        if feats.shape[-1] > crop and 0 < rest < patch_t:
+            return feats[..., :feats.shape[-1] - rest]
+        return feats
+
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor,
                                                                            torch.Tensor]:
         if audio.shape[0] == 0:
@@ -81,6 +91,8 @@ class PretrainedGRAM(torch.nn.Module):
             self.steps += 1
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen()):
             feats, frames = self.features(audio, lengths)
+            feats = self.drop_stub_chunk(feats)
+            frames = frames.clamp(max=feats.shape[-1])
             if self.layer_weights is None:
                 out = self.encoder.extract(feats, strategy="raw", layer=self.layer)
             else:

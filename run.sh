@@ -248,22 +248,31 @@ embed() {
       $(for d in "$@"; do echo --data_dir "${d}"; done)
 }
 
-# emb_set <format> <model> <set[+set...]> <condition>: the embedding dir of (joined) sets.
-emb_set() {
-  local fmt=$1 model=$2 sets=$3 cond=$4 s d names=()
-  for s in ${sets//+/ }; do d=$(set_dir "${s}" "${cond}" "${fmt}"); names+=("$(basename "${d}")"); done
-  if [ ${#names[@]} -eq 1 ]; then echo "${emb_dir}/${fmt}/${model}/${names[0]}"; return; fi
-  local out="${emb_dir}/${fmt}/${model}/$(IFS=+; echo "${names[*]}")" f
-  if [ ! -f "${out}/feats.scp" ]; then
-    mkdir -p "${out}"
-    for f in feats.scp utt2label utt2doa utt2num_frames; do
-      [ -f "${emb_dir}/${fmt}/${model}/${names[0]}/${f}" ] || continue
-      for s in "${names[@]}"; do cat "${emb_dir}/${fmt}/${model}/${s}/${f}"; done | sort > "${out}/.${f}.tmp"
-      mv "${out}/.${f}.tmp" "${out}/${f}"
-    done
-    cp "${emb_dir}/${fmt}/${model}/${names[0]}/embeddings.json" "${out}/"
-  fi
-  echo "${out}"
+# join_dirs <out> <dir>...: one data dir listing the utterances of several (ESC-50's folds).
+join_dirs() {
+  local out=$1 f; shift
+  mkdir -p "${out}"
+  for f in wav.scp feats.scp utt2label utt2doa utt2num_frames utt2num_samples; do
+    [ -f "$1/${f}" ] || continue
+    cat "${@/%//${f}}" | sort > "${out}/.${f}.tmp"
+    mv "${out}/.${f}.tmp" "${out}/${f}"
+  done
+  if [ -f "$1/embeddings.json" ]; then cp "$1/embeddings.json" "${out}/"; fi
+}
+
+# task_dir <mode> <format> <model> <condition> <set[+set...]>: the data dir of a run's split:
+# cached embeddings (probe) or audio (finetune); joined sets get a dir of their own.
+task_dir() {
+  local mode=$1 fmt=$2 model=$3 cond=$4 sets=$5 s d dirs=()
+  for s in ${sets//+/ }; do
+    d=$(set_dir "${s}" "${cond}" "${fmt}")
+    [ "${mode}" = probe ] && d="${emb_dir}/${fmt}/${model}/$(basename "${d}")"
+    dirs+=("${d}")
+  done
+  if [ ${#dirs[@]} -eq 1 ]; then echo "${dirs[0]}"; return; fi
+  d="$(dirname "${dirs[0]}")/$(IFS=+; names=("${dirs[@]##*/}"); echo "${names[*]}")"
+  join_dirs "${d}" "${dirs[@]}"
+  echo "${d}"
 }
 
 # run_jobs <name> <job script>...: the downstream runs, at most ${nj} at once, a log each.
@@ -284,16 +293,6 @@ downstream_job() {
     --mode "${mode}" --model "${model}" --format "${fmt}" --python "${python}" \
     --task_config "conf/${preset}/${task}_${mode}.yaml" --packed_model "${expdir}/packed/gram_${fmt}" \
     --exp_dir "${ds_dir}/${task}_${name}_${fmt}_${model}_${mode}" --train_args "${downstream_args}" "$@"
-}
-
-# probe_dirs / finetune_dirs <format> <model> <condition> <train> <valid> <test>: the three dirs.
-task_dirs() {
-  local mode=$1 fmt=$2 model=$3 cond=$4; shift 4
-  local sets
-  for sets in "$@"; do
-    if [ "${mode}" = probe ]; then emb_set "${fmt}" "${model}" "${sets}" "${cond}"
-    else set_dir "${sets}" "${cond}" "${fmt}"; fi
-  done
 }
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_tasks}" ]; then
@@ -318,7 +317,9 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_
         for mode in ${downstream_modes}; do
           for model in ${downstream_models}; do
             [ "${mode}" = finetune ] && [ "${model}" = logmel ] && continue
-            dirs=($(task_dirs "${mode}" "${fmt}" "${model}" "${cond}" "${tr}" "${va}" "${te}"))
+            dirs=("$(task_dir "${mode}" "${fmt}" "${model}" "${cond}" "${tr}")"
+                  "$(task_dir "${mode}" "${fmt}" "${model}" "${cond}" "${va}")"
+                  "$(task_dir "${mode}" "${fmt}" "${model}" "${cond}" "${te}")")
             jobs+=("$(downstream_job cls "${mode}" "${model}" "${fmt}" "${tag}${fold:+_cv${fold}}" --dataset "${tag}" \
               --train_dir "${dirs[0]}" --valid_dir "${dirs[1]}" --test_dir "${dirs[2]}" \
               --multilabel "${multilabel:-false}" ${fold:+--fold "${fold}"})")
@@ -339,7 +340,9 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ -n "${doa_tasks}${seld
       for mode in ${downstream_modes}; do
         for model in ${downstream_models}; do
           [ "${mode}" = finetune ] && [ "${model}" = logmel ] && continue
-          dirs=($(task_dirs "${mode}" "${fmt}" "${model}" naturalistic "${tr}" "${va}" "${te}"))
+          dirs=("$(task_dir "${mode}" "${fmt}" "${model}" naturalistic "${tr}")"
+                "$(task_dir "${mode}" "${fmt}" "${model}" naturalistic "${va}")"
+                "$(task_dir "${mode}" "${fmt}" "${model}" naturalistic "${te}")")
           jobs+=("$(downstream_job doa "${mode}" "${model}" "${fmt}" "${name}" --dataset "${name}" \
             --train_dir "${dirs[0]}" --valid_dir "${dirs[1]}" --test_dir "${dirs[2]}")")
         done

@@ -112,7 +112,7 @@ DOWNSTREAM = ["--formats", "foa", "--cls_tasks", "demo:demo_train:demo_test:demo
 
 
 def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
-    out = run_recipe(recipe_root, "--stage", "8", "--stop_stage", "10", *SMALL, *DOWNSTREAM)
+    run_recipe(recipe_root, "--stage", "8", "--stop_stage", "10", *SMALL, *DOWNSTREAM)
     ds = recipe_root / "exp" / "downstream"
     runs = (("cls", "demo", "demo_test_foa"), ("doa", "demo", "demo_test_foa"),
             ("seld", "sim", "seld_test_foa"))
@@ -130,7 +130,7 @@ def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
     # Each clip was embedded once per model; a rerun reuses embeddings and finished runs.
     ark = recipe_root / "dump" / "emb" / "foa" / "gram" / "demo_test_foa" / "feats.ark"
     stamp = ark.stat().st_mtime_ns
-    out = run_recipe(recipe_root, "--stage", "8", "--stop_stage", "9", *SMALL, *DOWNSTREAM)
+    run_recipe(recipe_root, "--stage", "8", "--stop_stage", "9", *SMALL, *DOWNSTREAM)
     assert ark.stat().st_mtime_ns == stamp
     logs = "".join(p.read_text() for p in (ds / "log").glob("*.log"))
     assert logs.count("scored already") >= 9

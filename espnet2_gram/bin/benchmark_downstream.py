@@ -118,12 +118,14 @@ def bench(model_path, batch: int, seconds: float, repeats: int, epochs: int) -> 
         "caching": lambda: extractor(speech),
     }, repeats)
     audio, cached, caching = steps["probe_audio"], steps["probe_cached"], steps["caching"]
-    spec_frames = int(extractor.gram.features(speech[:1], lengths[:1])[1][0])
+    spec = extractor.gram.features(speech[:1], lengths[:1])[0]
+    spec_frames = spec.shape[-1]
+    encoded_frames = extractor.gram.drop_stub_chunk(spec).shape[-1]
     return {
         "model_path": str(model_path), "batch": batch, "seconds": seconds, "fs": fs,
         "channels": channels, "frames": emb.shape[1], "dim": emb.shape[-1],
         "spectrogram_frames": spec_frames,
-        "encoder_chunks_per_clip": extractor.gram.encoder.num_chunks(spec_frames),
+        "encoder_chunks_per_clip": extractor.gram.encoder.num_chunks(encoded_frames),
         "threads": torch.get_num_threads(), "epochs": epochs,
         "rows": {name: {"step_s": s, "ms_per_clip": 1000 * s / batch, "clips_per_s": batch / s}
                  for name, s in steps.items()},

@@ -5,12 +5,12 @@ counter-clockwise from the front in (-180, 180], elevation up, degrees). ``utt2d
 are ``utt azimuth elevation distance`` (degrees, degrees, metres).
 """
 
-import math
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ..simulation.dcase import parse_finite_float
 from ..simulation.geometry import angular_distance_deg, cart_to_sph, sph_to_cart, wrap_azimuth
 
 ACC_THRESHOLD_DEG = 20.0
@@ -97,13 +97,6 @@ def doa_metrics(ref_xyz, hyp_xyz, front_back: bool) -> Dict[str, Optional[float]
     }
 
 
-def _number(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
 _CHECKS = (
     ("azimuth", lambda v: -180.0 <= v <= 180.0, "in [-180, 180] degrees"),
     ("elevation", lambda v: -90.0 <= v <= 90.0, "in [-90, 90] degrees"),
@@ -136,7 +129,7 @@ def read_utt2doa(path, require_distance: bool = True
             utt, values = fields[0], []
             for text, (what, check, rule) in zip(fields[1:], _CHECKS):
                 try:
-                    value = _number(text)
+                    value = parse_finite_float(text)
                 except ValueError:
                     raise ValueError(f"{where}: {what} {text!r} is not a finite number") from None
                 if not check(value):

@@ -89,7 +89,8 @@ def _parse_int(text: str) -> int:
         return int(value)
 
 
-def _parse_float(text: str) -> float:
+def parse_finite_float(text: str) -> float:
+    """``float(text)``; ``ValueError`` for text that is not a finite number."""
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(text)
@@ -100,9 +101,9 @@ _FIELDS = (
     ("frame", _parse_int, lambda v: v >= 0, ">= 0"),
     ("class index", _parse_int, lambda v: v >= 0, ">= 0"),
     ("source index", _parse_int, lambda v: v >= 0, ">= 0"),
-    ("azimuth", _parse_float, lambda v: -180 <= v <= 180, "in [-180, 180]"),
-    ("elevation", _parse_float, lambda v: -90 <= v <= 90, "in [-90, 90]"),
-    ("distance", _parse_float, lambda v: v >= 0, ">= 0"),
+    ("azimuth", parse_finite_float, lambda v: -180 <= v <= 180, "in [-180, 180]"),
+    ("elevation", parse_finite_float, lambda v: -90 <= v <= 90, "in [-90, 90]"),
+    ("distance", parse_finite_float, lambda v: v >= 0, ">= 0"),
 )
 
 

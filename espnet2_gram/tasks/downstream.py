@@ -7,20 +7,18 @@ see ``espnet2_gram.reuse``); ``encoder: identity`` takes cached frame embeddings
 """
 
 import argparse
-from typing import Callable, Collection, Dict, List, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
-import numpy as np
-import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.trainer import Trainer
-from espnet2.utils.types import int_or_none, str_or_none
+from espnet2.utils.types import int_or_none
 
 from ..heads import IdentityEncoder
 from ..reuse import GRAMESPnetEncoder
-from ..utils.collate import PadCollate
+from .common import PaddedBatches, add_init_argument
 
 encoder_choices = ClassChoices(
     "encoder", classes=dict(gram=GRAMESPnetEncoder, identity=IdentityEncoder),
@@ -28,7 +26,7 @@ encoder_choices = ClassChoices(
 )
 
 
-class DownstreamTask(AbsTask):
+class DownstreamTask(PaddedBatches, AbsTask):
     """Base of ``DOATask`` and ``SELDTask``; subclasses give the data names and the model."""
 
     num_optimizers: int = 1
@@ -40,21 +38,10 @@ class DownstreamTask(AbsTask):
         group = parser.add_argument_group(description="Task related")
         group.add_argument("--input_size", type=int_or_none, default=None,
                            help="audio channels (encoder gram) or embedding size (identity)")
-        group.add_argument(
-            "--init", type=lambda x: str_or_none(x.lower()), default=None,
-            choices=["xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
-                     None],
-            help="Initialisation of the model (pretrained GRAM weights are reloaded after it)",
-        )
+        add_init_argument(group, "Initialisation of the model (pretrained GRAM weights are"
+                                 " reloaded after it)")
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
-
-    @classmethod
-    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable[
-        [Collection[Tuple[str, Dict[str, np.ndarray]]]],
-        Tuple[List[str], Dict[str, torch.Tensor]],
-    ]:
-        return PadCollate(float_pad_value=0.0, int_pad_value=-1)
 
     @classmethod
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:

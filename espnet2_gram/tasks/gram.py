@@ -7,16 +7,15 @@ it the audio must already have the channel count of the chosen frontend.
 """
 
 import argparse
-from typing import Callable, Collection, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
-import torch
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
-from espnet2.utils.types import str2bool, str_or_none
+from espnet2.utils.types import str2bool
 
 from ..frontend.spatial_features import BinauralFrontend, FOAFrontend, MonoFrontend
 from ..gram.decoder import MWMAEDecoder, TransformerDecoder
@@ -24,7 +23,7 @@ from ..gram.encoder import GRAMEncoder
 from ..gram.espnet_model import ESPnetGRAMModel
 from ..gram.masking import FrequencyMasking, InverseBlockMasking, RandomMasking, TimeMasking
 from ..gram.scene_preprocessor import SceneSimulator
-from ..utils.collate import PadCollate
+from .common import PaddedBatches, add_init_argument
 
 FORMAT_OF_FRONTEND = {"mono": "mono", "binaural": "binaural", "foa": "foa"}
 INPUT_CHANNELS = {"mono": 1, "binaural": 2, "foa": 4}
@@ -64,7 +63,7 @@ class ChannelCheck:
         return data
 
 
-class GRAMTask(AbsTask):
+class GRAMTask(PaddedBatches, AbsTask):
     num_optimizers: int = 1
     class_choices_list = [frontend_choices, encoder_choices, decoder_choices, masking_choices,
                           model_choices]
@@ -73,12 +72,8 @@ class GRAMTask(AbsTask):
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):
         group = parser.add_argument_group(description="Task related")
-        group.add_argument(
-            "--init", type=lambda x: str_or_none(x.lower()), default=None,
-            choices=["xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
-                     None],
-            help="Re-initialisation after building the model (None keeps the GRAM init)",
-        )
+        add_init_argument(group, "Re-initialisation after building the model (None keeps the"
+                                 " GRAM init)")
         group = parser.add_argument_group(description="Preprocess related")
         group.add_argument("--use_preprocessor", type=str2bool, default=True,
                            help="Simulate scenes (or check channels) in the data loader")
@@ -89,13 +84,6 @@ class GRAMTask(AbsTask):
         )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
-
-    @classmethod
-    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable[
-        [Collection[Tuple[str, Dict[str, np.ndarray]]]],
-        Tuple[List[str], Dict[str, torch.Tensor]],
-    ]:
-        return PadCollate(float_pad_value=0.0, int_pad_value=-1)
 
     @classmethod
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> Optional[Callable]:

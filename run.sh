@@ -306,7 +306,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_
       done
     done
     # shellcheck disable=SC2046
-    embed "${fmt}" $(printf '%s\n' "${dirs[@]}" | sort -u)
+    [[ " ${downstream_modes} " == *" probe "* ]] && embed "${fmt}" $(printf '%s\n' "${dirs[@]}" | sort -u)
   done
   jobs=()
   for fmt in ${formats}; do

@@ -5,9 +5,10 @@ GRAM patch column: 80 ms at the paper settings):
 
 * ``gram``: the ``raw`` frames of a packed GRAM model (``rows * dim`` values; layer selectable);
 * ``gram_random``: the same architecture with untrained weights (seeded);
-* ``logmel``: the model's own spatial features (per-channel log-mel, plus the intensity
-  channels for FOA), z-scored over the clip, averaged over each frame's spectrogram frames and
-  flattened (``channels * n_mels`` values).
+* ``logmel``: plain log-mel features, the model's own per-channel log-mel spectrograms (2
+  channels binaural, W, Y, Z, X for FOA; without GRAM's FOA intensity channels), z-scored over
+  the clip, averaged over each frame's spectrogram frames and flattened (``channels * n_mels``
+  values).
 
 The output directory holds ``feats.scp`` / ``feats.ark`` ((frames, dim) float32 per
 utterance, readable by ESPnet as ``kaldi_ark``), ``utt2num_frames``, the label files of the
@@ -62,7 +63,7 @@ class FrameExtractor(torch.nn.Module):
 
     def output_size(self) -> int:
         if self.kind == "logmel":
-            return self.gram.features.out_channels * self.gram.features.n_mels
+            return self.gram.features.in_channels * self.gram.features.n_mels
         return self.gram.output_size()
 
     @torch.no_grad()
@@ -70,8 +71,8 @@ class FrameExtractor(torch.nn.Module):
         lengths = torch.full((audio.shape[0],), audio.shape[1], dtype=torch.long)
         if self.kind != "logmel":
             return self.gram(audio, lengths)[0]
-        feats, _ = self.gram.features(audio, lengths)  # (B, C, F, T)
-        feats = self.gram.drop_stub_chunk(feats)  # the same frames as GRAM's
+        feats, _ = self.gram.features(audio, lengths)  # (B, C, F, T); log-mels first
+        feats = self.gram.drop_stub_chunk(feats[:, :self.gram.features.in_channels])
         return pool_frames(per_crop_normalize(feats), self.patch_frames)
 
 

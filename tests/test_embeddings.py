@@ -261,3 +261,24 @@ def test_cli_writes_one_directory_per_extractor_and_refuses_a_missing_model(tmp_
     with pytest.raises(SystemExit):  # argparse: not one of the choices
         extract_main(["--extractor", "mfcc", "--model_path", str(packed),
                       "--data_dir", str(data["dir"]), "--out_root", str(root)])
+
+
+def test_logmel_of_an_foa_model_is_plain_log_mel_without_intensity(tmp_path):
+    """The log-mel baseline keeps the 4 log-mel channels (W, Y, Z, X) of an FOA model and
+    leaves out GRAM's 3 intensity channels."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(yaml.safe_dump({**TINY, "frontend": "foa"}))
+    torch.save(build_model_from_config(exp / "config.yaml").state_dict(),
+               exp / "valid.loss.best.pth")
+    packed = pack_gram(exp, tmp_path / "gram_foa", archive=False)
+    extractor = FrameExtractor("logmel", packed)
+    assert extractor.output_size() == 4 * 32
+    x = torch.randn(1, 4000, 4) * 0.1
+    fe = extractor.gram.features
+    with torch.no_grad():
+        emb = extractor(x)[0]
+        feats, _ = fe(x)
+    assert feats.shape[1] == 7  # 4 log-mels + 3 intensity channels reach GRAM
+    want = pool_frames(per_crop_normalize(feats[:, :4]), 8)[0]
+    torch.testing.assert_close(emb, want)

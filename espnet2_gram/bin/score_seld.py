@@ -1,7 +1,8 @@
 """Score predicted DCASE metadata CSVs with the DCASE 2022/2023 SELD metrics.
 
-    python -m espnet2_gram.bin.score_seld --ref_dir dump/dcase/metadata_dev/dev-test \\
-        --hyp_dir exp/seld/decode_test/csv --num_classes 13 --out_dir exp/seld/decode_test
+    python -m espnet2_gram.bin.score_seld --ref_dir dump/seld/seld_test_foa/metadata \\
+        --hyp_dir exp/downstream/seld_sim_foa_gram_probe/decode_seld_test_foa/pred \\
+        --num_classes 13 --out_dir exp/downstream/seld_sim_foa_gram_probe/decode_seld_test_foa
 
 CSVs are paired by file name (not recursive); a reference without a prediction file counts
 as a recording without predictions. Writes ``scores.json`` (macro ER20, F20, LE_CD, LR_CD,

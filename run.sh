@@ -26,7 +26,7 @@ dumpdir=dump          # formatted audio and rendered sets
 expdir=exp            # RIR banks, logs, results
 download_dir=downloads
 python=python3
-ngpu=0                # GPUs for pretraining (0: CPU); >1 runs DDP in one node
+ngpu=0                # GPUs for pretraining (0: CPU; >1 runs DDP in one node) and downstream runs
 gram_args=""          # extra options for espnet2_gram.bin.gram_train, e.g. "--max_epoch 1"
 
 # Preset options (defaults of the demo preset; conf/<preset>/recipe.sh sets them).
@@ -282,7 +282,9 @@ run_jobs() {
   local jobdir="${ds_dir}/jobs" i=0 job
   mkdir -p "${jobdir}"
   for job in "$@"; do i=$((i + 1)); echo "${job}" > "${jobdir}/${name}.${i}.sh"; done
-  ${train_cmd} --max_jobs_run "${nj}" JOB=1:"${i}" "${ds_dir}/log/${name}.JOB.log" \
+  local cmd="${train_cmd}"
+  [ "${ngpu}" -gt 0 ] && cmd="${cuda_cmd} --gpu ${ngpu}"
+  ${cmd} --max_jobs_run "${nj}" JOB=1:"${i}" "${ds_dir}/log/${name}.JOB.log" \
     bash "${jobdir}/${name}.JOB.sh"
 }
 
@@ -292,7 +294,8 @@ downstream_job() {
   printf '%q ' env OMP_NUM_THREADS=1 egs2/gram/scripts/downstream.sh --task "${task}" \
     --mode "${mode}" --model "${model}" --format "${fmt}" --python "${python}" \
     --task_config "conf/${preset}/${task}_${mode}.yaml" --packed_model "${expdir}/packed/gram_${fmt}" \
-    --exp_dir "${ds_dir}/${task}_${name}_${fmt}_${model}_${mode}" --train_args "${downstream_args}" "$@"
+    --exp_dir "${ds_dir}/${task}_${name}_${fmt}_${model}_${mode}" --train_args "${downstream_args}" \
+    --ngpu "${ngpu}" "$@"
 }
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_tasks}" ]; then

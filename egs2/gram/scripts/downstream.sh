@@ -32,6 +32,7 @@ multilabel=false # cls
 num_classes=""   # seld
 chunk_dir=""     # seld: make_seld_data dir of the test set
 train_args=""    # more trainer options, e.g. "--max_epoch 2"
+ngpu=0           # GPUs for training and inference (0: CPU)
 python=python3
 
 . egs2/gram/utils/parse_options.sh
@@ -88,7 +89,7 @@ fi
 if [ ! -f "${exp_dir}/${best}" ]; then
   log "training ${task} ${mode} ${model} ${format} -> ${exp_dir}"
   # shellcheck disable=SC2086
-  ${python} -m espnet2_gram.bin.${task}_train --config "${task_config}" --ngpu 0 \
+  ${python} -m espnet2_gram.bin.${task}_train --config "${task_config}" --ngpu "${ngpu}" \
     --input_size "${input_size}" --output_dir "${exp_dir}" --resume true \
     "${model_opts[@]}" "${data_opts[@]}" ${train_args} > "${exp_dir}/train.log" 2>&1 \
     || { echo "$0: ERROR: training failed, see ${exp_dir}/train.log" >&2; tail -n 5 "${exp_dir}/train.log" >&2; exit 1; }
@@ -97,11 +98,12 @@ fi
 log "inference on ${test_dir} -> ${decode_dir}"
 mkdir -p "${decode_dir}"
 test_speech="${test_dir}/${speech_file},speech,${speech_type}"
+device=cpu; [ "${ngpu}" -gt 0 ] && device=cuda
 report_opts=(--model "${model}" --mode "${mode}" --format "${format}" --dataset "${dataset}")
 [ -n "${fold}" ] && report_opts+=(--fold "${fold}")
 case "${task}" in
   cls)
-    ${python} -m espnet2_gram.bin.cls_inference --ngpu 0 --batch_size 1 \
+    ${python} -m espnet2_gram.bin.cls_inference --ngpu "$((ngpu > 0 ? 1 : 0))" --batch_size 1 \
       --classification_train_config "${exp_dir}/config.yaml" \
       --classification_model_file "${exp_dir}/${best}" --output_all_probabilities true \
       --data_path_and_name_and_type "${test_speech}" --output_dir "${decode_dir}" \
@@ -112,13 +114,14 @@ case "${task}" in
   doa)
     ${python} -m espnet2_gram.bin.doa_inference --train_config "${exp_dir}/config.yaml" \
       --model_file "${exp_dir}/${best}" --data_path_and_name_and_type "${test_speech}" \
-      --output_dir "${decode_dir}" > "${decode_dir}/inference.log" 2>&1
+      --device "${device}" --output_dir "${decode_dir}" > "${decode_dir}/inference.log" 2>&1
     ${python} -m espnet2_gram.bin.score_doa --ref "${test_dir}/utt2doa" --hyp "${decode_dir}/utt2doa" \
       --out_dir "${decode_dir}" "${report_opts[@]}" ;;
   seld)
     ${python} -m espnet2_gram.bin.seld_inference --train_config "${exp_dir}/config.yaml" \
       --model_file "${exp_dir}/${best}" --data_path_and_name_and_type "${test_speech}" \
-      --chunk_dir "${chunk_dir}" --output_dir "${decode_dir}" > "${decode_dir}/inference.log" 2>&1
+      --chunk_dir "${chunk_dir}" --device "${device}" --output_dir "${decode_dir}" \
+      > "${decode_dir}/inference.log" 2>&1
     ${python} -m espnet2_gram.bin.score_seld --ref_dir "${chunk_dir}/metadata" \
       --hyp_dir "${decode_dir}/pred" --num_classes "${num_classes}" --out_dir "${decode_dir}" \
       "${report_opts[@]}" ;;

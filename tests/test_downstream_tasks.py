@@ -263,7 +263,7 @@ def test_multi_accdoa_model_trains_and_predicts_three_tracks():
         optim.zero_grad()
         loss.backward()
         optim.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
     with pytest.raises(ValueError, match="num_classes=2"):
         model(x, lengths, torch.zeros(4, 10, 3, 5, 4))

@@ -248,6 +248,15 @@ embed() {
       $(for d in "$@"; do echo --data_dir "${d}"; done)
 }
 
+# task_sets <spec>...: the set names in task specs name:train:valid:test[:...] ('+' joins).
+task_sets() {
+  local spec tr va te
+  for spec in "$@"; do
+    IFS=: read -r _ tr va te _ <<< "${spec}"
+    echo "${tr//+/ } ${va//+/ } ${te//+/ }"
+  done
+}
+
 # join_dirs <out> <dir>...: one data dir listing the utterances of several (ESC-50's folds).
 join_dirs() {
   local out=$1 f; shift
@@ -302,12 +311,10 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_
   log "Stage 8: embeddings (${downstream_models}) and classification (${cls_tasks})"
   for fmt in ${formats}; do
     dirs=()
-    for spec in ${cls_tasks} ${doa_tasks}; do
-      IFS=: read -r _ tr va te _ <<< "${spec}"
-      for cond in ${cls_conditions}; do
-        for s in ${tr//+/ } ${va//+/ } ${te//+/ }; do dirs+=("$(set_dir "${s}" "${cond}" "${fmt}")"); done
-      done
+    for cond in ${cls_conditions}; do
+      for s in $(task_sets ${cls_tasks}); do dirs+=("$(set_dir "${s}" "${cond}" "${fmt}")"); done
     done
+    for s in $(task_sets ${doa_tasks}); do dirs+=("$(set_dir "${s}" naturalistic "${fmt}")"); done
     # shellcheck disable=SC2046
     [[ " ${downstream_modes} " == *" probe "* ]] && embed "${fmt}" $(printf '%s\n' "${dirs[@]}" | sort -u)
   done

@@ -134,3 +134,10 @@ def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
     assert ark.stat().st_mtime_ns == stamp
     logs = "".join(p.read_text() for p in (ds / "log").glob("*.log"))
     assert logs.count("scored already") >= 9
+    # Changed inputs (here the trainer options) retrain a run from scratch.
+    run_recipe(recipe_root, "--stage", "8", "--stop_stage", "8", *SMALL, *DOWNSTREAM[:-2],
+               "--downstream_args", "--max_epoch 1", "--downstream_models", "gram")
+    log = (ds / "log" / "cls.1.log").read_text()
+    assert "inputs changed" in log and "scored already" not in log
+    assert (ds / "cls_demo_foa_gram_probe" / "1epoch.pth").exists()
+    assert not (ds / "cls_demo_foa_gram_probe" / "2epoch.pth").exists()

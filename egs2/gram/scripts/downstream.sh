@@ -11,7 +11,8 @@
 #        is read from embeddings.json); finetune: audio data dirs (wav.scp) and --packed_model.
 # Labels: cls utt2label (a token list is made from the training labels), doa utt2doa,
 # seld tracks.scp (make_seld_data; --chunk_dir is the test chunk dir, for the reference).
-# A run whose scores.json exists is skipped; a trained model is not trained again.
+# A run whose scores.json exists is skipped and a trained model is not trained again, unless
+# its inputs changed (config, options, data lists, embeddings or packed model): then it restarts.
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (downstream.sh) $*"; }
@@ -46,11 +47,32 @@ esac
 
 test_name=$(basename "${test_dir}")
 decode_dir="${exp_dir}/decode_${test_name}"
+
+# What the run depends on: the config, the options, the data lists and what made them (the
+# embeddings' description, or the packed model). A change retrains from scratch.
+if [ "${mode}" = probe ]; then
+  made_by=("${train_dir}/embeddings.json" "${valid_dir}/embeddings.json" "${test_dir}/embeddings.json")
+else
+  [ -n "${packed_model}" ] || { echo "$0: ERROR: --mode finetune needs --packed_model" >&2; exit 1; }
+  made_by=("${packed_model}/config.yaml" "${packed_model}/model.pth")
+fi
+for f in "${task_config}" "${made_by[@]}"; do
+  [ -f "${f}" ] || { echo "$0: ERROR: ${f}: no such file" >&2; exit 1; }
+done
+inputs=$( { echo "${task} ${mode} ${model} ${multilabel} ${num_classes} ${train_args}";
+            cat "${task_config}" "${made_by[@]}";
+            for d in "${train_dir}" "${valid_dir}" "${test_dir}"; do ls -d "${d}"; cat "${d}"/*.scp; done
+          } | md5sum | cut -d' ' -f1)
+if [ -f "${exp_dir}/inputs.md5" ] && [ "$(cat "${exp_dir}/inputs.md5")" != "${inputs}" ]; then
+  log "${exp_dir}: inputs changed since the last run; training again from scratch"
+  rm -rf "${exp_dir}"
+fi
 if [ -f "${decode_dir}/scores.json" ]; then
   log "${exp_dir}: scored already (${decode_dir}/scores.json)"
   exit 0
 fi
 mkdir -p "${exp_dir}"
+echo "${inputs}" > "${exp_dir}/inputs.md5"
 
 # Inputs of the model and the labels of each task.
 if [ "${mode}" = probe ]; then
@@ -59,7 +81,6 @@ if [ "${mode}" = probe ]; then
   model_opts=()
 else
   speech_file=wav.scp; speech_type=sound
-  [ -n "${packed_model}" ] || { echo "$0: ERROR: --mode finetune needs --packed_model" >&2; exit 1; }
   input_size=$(${python} -c "import sys,yaml; c=yaml.safe_load(open(sys.argv[1]+'/config.yaml')); print({'mono':1,'binaural':2,'foa':4}[c['frontend']])" "${packed_model}")
   random_init=false; [ "${model}" = gram_random ] && random_init=true
   model_opts=(--encoder_conf "model_path=${packed_model}" --encoder_conf "random_init=${random_init}")

@@ -35,7 +35,8 @@ def check_same_keys(tables: Mapping[str, Mapping[str, object]], where: str = "")
             problems.append(f"{name} has {extra} (absent from {ref_name})")
     if problems:
         prefix = f"{where}: " if where else ""
-        raise DataDirError(prefix + "utterance ids disagree: " + "; ".join(problems))
+        counts = ", ".join(f"{name}: {len(tables[name])}" for name in names)
+        raise DataDirError(f"{prefix}utterance ids disagree ({counts}): " + "; ".join(problems))
 
 
 def _is_per_utterance_file(path: Path) -> bool:

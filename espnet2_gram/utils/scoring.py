@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from . import datadir
 from .fileio import atomic_open
 
 FORMATS = ("binaural", "foa", "mono")
@@ -35,17 +36,8 @@ def run_info(args: argparse.Namespace, task: str) -> dict:
 
 def check_same_keys(ref_keys: Iterable[str], hyp_keys: Iterable[str], ref_name: str,
                     hyp_name: str) -> None:
-    """Raise ``ValueError`` unless both files list the same items; names the first 5
-    missing and extra ones."""
-    ref, hyp = set(ref_keys), set(hyp_keys)
-    if ref == hyp:
-        return
-    missing, extra = sorted(ref - hyp), sorted(hyp - ref)
-    raise ValueError(
-        f"{ref_name} has {len(ref)} items and {hyp_name} {len(hyp)}:"
-        f" {len(missing)} missing from {hyp_name} (e.g. {missing[:5]}),"
-        f" {len(extra)} not in {ref_name} (e.g. {extra[:5]})"
-    )
+    """Raise ``ValueError`` (``DataDirError``) unless both files list the same items."""
+    datadir.check_same_keys({ref_name: set(ref_keys), hyp_name: set(hyp_keys)})
 
 
 def write_scores(out_dir, scores: dict) -> Path:

@@ -14,10 +14,11 @@
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run.sh) $*"; }
+die() { echo "run.sh: error: $*" >&2; exit 1; }
 
 # General options (each can be given as --name value).
 stage=1
-stop_stage=100
+stop_stage=10
 preset=demo           # demo | paper: reads conf/<preset>/recipe.sh
 nj=2                  # parallel jobs per stage
 seed=0
@@ -56,31 +57,72 @@ seld_tasks=""             # name:train:test[:classes], data dirs with {fmt} for 
                           # (classes: default the lines of dump/dcase_sim_<format>/classes.txt)
 downstream_args=""        # more trainer options of every downstream run, e.g. "--max_epoch 2"
 
-help_message="Usage: $0 [--stage N] [--stop_stage N] [--preset demo|paper] [--nj N] [--<option> value ...]"
+help_message="Usage: $0 [--stage N] [--stop_stage N] (1 <= stage <= stop_stage <= 10) [--preset demo|paper] [--nj N] [--<option> value ...]"
 
-# The preset is read before the other options so that the command line overrides it.
+# The preset is read before the other options so that the command line overrides it; the
+# scan steps over option values ("--gram_args --preset" is not a preset).
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[i]}" in
-    --preset) preset="${args[i + 1]:-}" ;;
+    --preset) preset="${args[i + 1]:-}"; i=$((i + 1)) ;;
     --preset=*) preset="${args[i]#--preset=}" ;;
+    --*=*) ;;
+    --help | -h) ;;
+    --*) i=$((i + 1)) ;;
   esac
 done
-if [ ! -f "conf/${preset}/recipe.sh" ]; then
-  echo "$0: ERROR: --preset ${preset}: conf/${preset}/recipe.sh not found (use demo or paper)" >&2
-  exit 1
+[ -n "${preset}" ] || die "--preset: expected a preset name, got nothing"
+presets=$(cd conf && for f in */recipe.sh; do printf '%s ' "${f%/recipe.sh}"; done)
+if [[ ! "${preset}" =~ ^[A-Za-z0-9_-]+$ ]] || [ ! -f "conf/${preset}/recipe.sh" ]; then
+  die "--preset ${preset}: expected one of: ${presets% } (conf/<preset>/recipe.sh)"
 fi
 # shellcheck disable=SC1090
 . "conf/${preset}/recipe.sh"
 . egs2/gram/utils/parse_options.sh
+
+# Every option is checked before anything is written (no log, no venv, no data).
+# check_int <name> <min> [<max>]: the option is a decimal integer in range (normalised).
+check_int() {
+  local name=$1 min=$2 max=${3:-} value=${!1} want="an integer >= $2"
+  [ -z "${max}" ] || want="an integer from ${min} to ${max}"
+  if [[ ! "${value}" =~ ^[0-9]{1,9}$ ]] || [ $((10#${value})) -lt "${min}" ] \
+      || { [ -n "${max}" ] && [ $((10#${value})) -gt "${max}" ]; }; then
+    die "--${name}: expected ${want}, got '${value}'"
+  fi
+  printf -v "${name}" '%d' "$((10#${value}))"
+}
+# check_words <name> <allowed>...: every word of the option is one of <allowed>.
+check_words() {
+  local name=$1 w words; shift
+  read -ra words <<< "${!name}"
+  for w in ${words[@]+"${words[@]}"}; do
+    [[ " $* " == *" ${w} "* ]] || die "--${name}: expected words from: $*, got '${w}'"
+  done
+}
+check_int stage 1 10
+check_int stop_stage 1 10
+[ "${stop_stage}" -ge "${stage}" ] \
+  || die "--stop_stage: expected a stage from --stage (${stage}) to 10, got '${stop_stage}'"
+check_int nj 1
+check_int ngpu 0
+check_int seed 0
+check_int fs 1
+for v in num_train_packs num_eval_packs num_seld_train num_seld_test; do check_int "${v}" 0; done
+check_words formats binaural foa
+[[ "${mono_policy}" =~ ^(first|mean)$ ]] || die "--mono_policy: expected first or mean, got '${mono_policy}'"
+check_words downstream_models gram gram_random logmel
+check_words downstream_modes probe finetune
+check_words cls_conditions naturalistic clean
 if [ $# -ne 0 ]; then
-  echo "$0: ERROR: unexpected argument(s): $*" >&2
+  echo "run.sh: error: unexpected argument(s): $*" >&2
   echo "${help_message}" >&2
   exit 1
 fi
 
-. ./path.sh
+# cmd.sh only sets the job commands (and rejects an unknown backend): checked before path.sh,
+# which may create the virtual environment.
 . ./cmd.sh
+. ./path.sh
 . ./db.sh
 
 log "preset=${preset} stages ${stage}..${stop_stage} nj=${nj} fs=${fs}"

@@ -11,11 +11,15 @@
 #        is read from embeddings.json); finetune: audio data dirs (wav.scp) and --packed_model.
 # Labels: cls utt2label (a token list is made from the training labels), doa utt2doa,
 # seld tracks.scp (make_seld_data; --chunk_dir is the test chunk dir, for the reference).
-# A run whose scores.json exists is skipped and a trained model is not trained again, unless
-# its inputs changed (config, options, data lists, embeddings or packed model): then it restarts.
+# Only a finished training counts: downstream.sh writes <exp_dir>/training.done (the inputs'
+# fingerprint) once the trainer exits 0 and left its best model; an interrupted run resumes from
+# ESPnet's checkpoint.pth and is never scored. A scored, finished run is skipped, unless its
+# inputs changed (config, options, data lists and labels, embeddings or packed model): then it
+# restarts.
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (downstream.sh) $*"; }
+die() { echo "$0: ERROR: $*" >&2; exit 1; }
 
 task=""          # cls | doa | seld
 mode=probe       # probe | finetune
@@ -38,59 +42,85 @@ python=python3
 
 . egs2/gram/utils/parse_options.sh
 for v in task format dataset train_dir valid_dir test_dir task_config exp_dir; do
-  if [ -z "${!v}" ]; then echo "$0: ERROR: --${v} is required" >&2; exit 1; fi
+  [ -n "${!v}" ] || die "--${v} is required"
 done
 case "${task}:${mode}" in
   cls:probe|cls:finetune|doa:probe|doa:finetune|seld:probe|seld:finetune) ;;
-  *) echo "$0: ERROR: --task ${task} --mode ${mode}: expected task cls|doa|seld, mode probe|finetune" >&2; exit 1 ;;
+  *) die "--task ${task} --mode ${mode}: expected task cls|doa|seld, mode probe|finetune" ;;
 esac
+[[ "${ngpu}" =~ ^[0-9]+$ ]] || die "--ngpu: expected an integer >= 0, got '${ngpu}'"
+if [ "${task}" = seld ]; then
+  [[ "${num_classes}" =~ ^[1-9][0-9]*$ ]] || die "--num_classes: expected a positive integer, got '${num_classes}'"
+  [ -d "${chunk_dir}/metadata" ] || die "--chunk_dir '${chunk_dir}': expected a make_seld_data dir with metadata/"
+fi
+
+# The data of each split: model inputs and labels, checked before anything is written.
+if [ "${mode}" = probe ]; then speech_file=feats.scp; speech_type=kaldi_ark
+else speech_file=wav.scp; speech_type=sound; fi
+case "${task}" in
+  cls) label_file=utt2label; label_name=label; label_type=text; best=valid.acc.best.pth ;;
+  doa) label_file=utt2doa; label_name=doa; label_type=text_float; best=valid.loss.best.pth ;;
+  seld) label_file=tracks.scp; label_name=tracks; label_type=npy; best=train.loss.best.pth ;;
+esac
+for split in train valid test; do
+  dir_var="${split}_dir"; dir=${!dir_var}
+  [ -d "${dir}" ] || die "--${split}_dir ${dir}: no such directory"
+  for f in "${speech_file}" "${label_file}"; do
+    [ -s "${dir}/${f}" ] || die "${dir}/${f}: missing or empty (--${split}_dir)"
+  done
+  if [ "${mode}" = probe ]; then
+    while read -r ark; do
+      [ -f "${ark}" ] || die "${dir}/feats.scp: embeddings file ${ark} not found"
+    done < <(awk '{sub(/:[0-9]+$/, "", $2); print $2}' "${dir}/feats.scp" | sort -u)
+  fi
+done
 
 test_name=$(basename "${test_dir}")
 decode_dir="${exp_dir}/decode_${test_name}"
 
-# What the run depends on: the config, the options, the data lists and what made them (the
-# embeddings' description, or the packed model). A change retrains from scratch.
+# What the run depends on: the config, the options, the data lists and labels and what made
+# them (the embeddings' description, or the packed model). A change retrains from scratch.
 if [ "${mode}" = probe ]; then
   made_by=("${train_dir}/embeddings.json" "${valid_dir}/embeddings.json" "${test_dir}/embeddings.json")
 else
-  [ -n "${packed_model}" ] || { echo "$0: ERROR: --mode finetune needs --packed_model" >&2; exit 1; }
+  [ -n "${packed_model}" ] || die "--mode finetune needs --packed_model"
   made_by=("${packed_model}/config.yaml" "${packed_model}/model.pth")
 fi
 for f in "${task_config}" "${made_by[@]}"; do
-  [ -f "${f}" ] || { echo "$0: ERROR: ${f}: no such file" >&2; exit 1; }
+  [ -f "${f}" ] || die "${f}: no such file"
 done
 inputs=$( { echo "${task} ${mode} ${model} ${multilabel} ${num_classes} ${train_args}";
             cat "${task_config}" "${made_by[@]}";
-            for d in "${train_dir}" "${valid_dir}" "${test_dir}"; do ls -d "${d}"; cat "${d}"/*.scp; done
+            for d in "${train_dir}" "${valid_dir}" "${test_dir}"; do ls -d "${d}"; cat "${d}"/*.scp "${d}/${label_file}"; done
           } | md5sum | cut -d' ' -f1)
-if [ -f "${exp_dir}/inputs.md5" ] && [ "$(cat "${exp_dir}/inputs.md5")" != "${inputs}" ]; then
-  log "${exp_dir}: inputs changed since the last run; training again from scratch"
-  rm -rf "${exp_dir}"
-fi
-if [ -f "${decode_dir}/scores.json" ]; then
+# inputs.md5: the inputs the run in exp_dir started from; training.done: those it finished with.
+done_marker="${exp_dir}/training.done"
+for f in "${exp_dir}/inputs.md5" "${done_marker}"; do
+  if [ -f "${f}" ] && [ "$(cat "${f}")" != "${inputs}" ]; then
+    log "${exp_dir}: inputs changed since the last run; training again from scratch"
+    rm -rf "${exp_dir}"
+  fi
+done
+if [ -f "${done_marker}" ] && [ -f "${decode_dir}/scores.json" ]; then
   log "${exp_dir}: scored already (${decode_dir}/scores.json)"
   exit 0
 fi
+# Scores of an unfinished run (or of a run before the marker existed) are not kept.
+[ -f "${done_marker}" ] || rm -rf "${decode_dir}"
 mkdir -p "${exp_dir}"
-echo "${inputs}" > "${exp_dir}/inputs.md5"
+echo "${inputs}" > "${exp_dir}/inputs.md5.tmp"
+mv "${exp_dir}/inputs.md5.tmp" "${exp_dir}/inputs.md5"
 
-# Inputs of the model and the labels of each task.
+# The model's input size and options.
 if [ "${mode}" = probe ]; then
-  speech_file=feats.scp; speech_type=kaldi_ark
   input_size=$(${python} -c "import json,sys; print(json.load(open(sys.argv[1]))['dim'])" "${train_dir}/embeddings.json")
   model_opts=()
 else
-  speech_file=wav.scp; speech_type=sound
   input_size=$(${python} -c "import sys,yaml; c=yaml.safe_load(open(sys.argv[1]+'/config.yaml')); print({'mono':1,'binaural':2,'foa':4}[c['frontend']])" "${packed_model}")
   random_init=false; [ "${model}" = gram_random ] && random_init=true
   model_opts=(--encoder_conf "model_path=${packed_model}" --encoder_conf "random_init=${random_init}")
 fi
-case "${task}" in
-  cls) label_file=utt2label; label_name=label; label_type=text; best=valid.acc.best.pth ;;
-  doa) label_file=utt2doa; label_name=doa; label_type=text_float; best=valid.loss.best.pth ;;
-  seld) label_file=tracks.scp; label_name=tracks; label_type=npy; best=train.loss.best.pth
-        model_opts+=(--model_conf "num_classes=${num_classes}") ;;
-esac
+[ "${task}" = seld ] && model_opts+=(--model_conf "num_classes=${num_classes}")
 data_opts=()
 for split in train valid; do
   dir_var="${split}_dir"; dir=${!dir_var}
@@ -107,13 +137,22 @@ if [ "${task}" = cls ]; then
   model_opts+=(--token_list "${exp_dir}/tokens.txt" --model_conf "classification_type=${classification_type}")
 fi
 
-if [ ! -f "${exp_dir}/${best}" ]; then
-  log "training ${task} ${mode} ${model} ${format} -> ${exp_dir}"
+if [ ! -f "${done_marker}" ]; then
+  hint=""
+  if [ -f "${exp_dir}/checkpoint.pth" ]; then
+    log "resuming the unfinished training in ${exp_dir} from checkpoint.pth"
+    hint=" (resumed from ${exp_dir}/checkpoint.pth; remove ${exp_dir} to train from scratch)"
+  else
+    log "training ${task} ${mode} ${model} ${format} -> ${exp_dir}"
+  fi
   # shellcheck disable=SC2086
   ${python} -m espnet2_gram.bin.${task}_train --config "${task_config}" --ngpu "${ngpu}" \
     --input_size "${input_size}" --output_dir "${exp_dir}" --resume true \
-    "${model_opts[@]}" "${data_opts[@]}" ${train_args} > "${exp_dir}/train.log" 2>&1 \
-    || { echo "$0: ERROR: training failed, see ${exp_dir}/train.log" >&2; tail -n 5 "${exp_dir}/train.log" >&2; exit 1; }
+    "${model_opts[@]}" "${data_opts[@]}" ${train_args} >> "${exp_dir}/train.log" 2>&1 \
+    || { echo "$0: ERROR: training failed${hint}, see ${exp_dir}/train.log" >&2; tail -n 5 "${exp_dir}/train.log" >&2; exit 1; }
+  [ -f "${exp_dir}/${best}" ] || die "training ended without ${exp_dir}/${best}, see ${exp_dir}/train.log"
+  echo "${inputs}" > "${done_marker}.tmp"
+  mv "${done_marker}.tmp" "${done_marker}"
 fi
 
 log "inference on ${test_dir} -> ${decode_dir}"

@@ -32,6 +32,19 @@ bad_usage() {
   exit 1
 }
 
+# parse_job_range NAME=A[:B]: sets jobvar, jstart and jend (B defaults to A), or
+# dies unless A and B are integers with 1 <= A <= B.
+parse_job_range() {
+  local re='^([A-Za-z_][A-Za-z0-9_]*)=([0-9]{1,9})(:([0-9]{1,9}))?$'
+  [[ "$1" =~ ${re} ]] \
+    || die "job range '$1': expected NAME=START:END (or NAME=INDEX) with integers 1 <= START <= END"
+  jobvar=${BASH_REMATCH[1]}
+  jstart=$((10#${BASH_REMATCH[2]}))
+  jend=$((10#${BASH_REMATCH[4]:-${BASH_REMATCH[2]}}))
+  [ "${jstart}" -ge 1 ] || die "job range '$1': job indices start at 1"
+  [ "${jstart}" -le "${jend}" ] || die "job range '$1': START is above END (empty range)"
+}
+
 # parse_job_args "$@": parses "[options] [JOB=a:b] <log-file> <command>
 # [<arg>...]" and sets
 #   max_jobs_run  --max_jobs_run N (a non-negative integer; default 0: no limit)
@@ -82,16 +95,11 @@ parse_job_args() {
         job_option "${name}" "${opt}" "${val}"
         ;;
       *)
-        if [[ "$1" =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)(:([0-9]+))?$ ]]; then
-          [ -z "${jobvar}" ] || die "more than one job range given ($1)"
-          jobvar=${BASH_REMATCH[1]}
-          jstart=$((10#${BASH_REMATCH[2]}))
-          jend=$((10#${BASH_REMATCH[4]:-${BASH_REMATCH[2]}}))
-          [ "${jstart}" -le "${jend}" ] || die "empty job range $1"
-          shift
-        else
-          break
-        fi
+        # NAME=... is always a job range (a log file name never looks like one).
+        [[ "$1" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || break
+        [ -z "${jobvar}" ] || die "more than one job range given ($1)"
+        parse_job_range "$1"
+        shift
         ;;
     esac
   done

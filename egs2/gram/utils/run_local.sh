@@ -9,7 +9,8 @@ set -euo pipefail
 usage() {
   cat >&2 <<EOF
 $(synopsis)
-Runs <command> once, or once per index JOB=a..b in parallel.  The literal
+Runs <command> once, or once per index JOB=a..b in parallel (integers,
+1 <= a <= b; a first argument NAME=... is always read as a range).  The literal
 string JOB (or whatever variable name is given before '=') is replaced by the
 index in <log-file> and in every argument of the command.  Each job's stdout
 and stderr go to its own log file (directories are created), framed by a

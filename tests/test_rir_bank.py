@@ -82,7 +82,7 @@ def test_interrupted_job_resumes_without_duplicates(bank_dir, tmp_path):
 def test_merge_refuses_incomplete_bank(tmp_path):
     make_bank_shards(tmp_path, 5, seed=3, sampling=SAMPLING, render=RENDER, shard_size=2,
                      job_index=1, num_jobs=2)
-    with pytest.raises(RuntimeError, match="incomplete"):
+    with pytest.raises(ValueError, match="incomplete"):
         merge_bank(tmp_path)
 
 

@@ -7,7 +7,7 @@
 import argparse
 
 from espnet2_gram.utils.audio import MONO_POLICIES
-from espnet2_gram.utils.cli import run, setup_logging
+from espnet2_gram.utils.cli import run, setup_logging, str2bool
 from espnet2_gram.utils.format_data_dir import format_data_dir
 
 
@@ -21,6 +21,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--mono_policy", default="first", choices=MONO_POLICIES + ("keep",),
                    help="multichannel input: first channel, channel mean, or keep all")
     p.add_argument("--nj", type=int, default=1, help="parallel processes")
+    p.add_argument("--overwrite", type=str2bool, default=False,
+                   help="redo outputs made with other settings (default: refuse them)")
     p.add_argument("--log_level", default="INFO")
     return p
 
@@ -33,6 +35,7 @@ def main(argv=None) -> None:
     format_data_dir(
         args.in_dir, args.out_dir, args.audio_dir or f"{args.out_dir}/data", args.fs,
         mono_policy=None if args.mono_policy == "keep" else args.mono_policy, nj=args.nj,
+        overwrite=args.overwrite,
     )
 
 

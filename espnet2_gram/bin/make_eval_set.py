@@ -10,7 +10,7 @@ import argparse
 
 from espnet2_gram.simulation.eval_sets import render_eval_set
 from espnet2_gram.utils.audio import MONO_POLICIES
-from espnet2_gram.utils.cli import run, setup_logging
+from espnet2_gram.utils.cli import run, setup_logging, str2bool
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--snr_range", type=float, nargs=2, default=(5.0, 40.0), metavar=("LOW", "HIGH"))
     p.add_argument("--fade_seconds", type=float, default=0.2)
     p.add_argument("--mono_policy", default="first", choices=MONO_POLICIES)
+    p.add_argument("--overwrite", type=str2bool, default=False,
+                   help="redo outputs made with other settings (default: refuse them)")
     p.add_argument("--log_level", default="INFO")
     return p
 
@@ -35,7 +37,7 @@ def main(argv=None) -> None:
     render_eval_set(
         args.data_dir, args.bank_dir, args.out_dir, args.audio_dir or f"{args.out_dir}/data",
         noise_dir=args.noise_dir, seed=args.seed, snr_range=args.snr_range,
-        fade_seconds=args.fade_seconds, mono_policy=args.mono_policy,
+        fade_seconds=args.fade_seconds, mono_policy=args.mono_policy, overwrite=args.overwrite,
     )
 
 

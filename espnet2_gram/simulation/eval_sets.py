@@ -4,6 +4,8 @@ through a (held-out) RIR bank with noise, with its direction in ``utt2doa``.
 Utterance ``u`` draws its pack, noise clip, noise offset and SNR from
 ``default_rng([seed, crc32(u)])``, so a set does not depend on the order or number of
 utterances, and an interrupted run resumes by skipping the audio already written.
+``provenance.json`` (seed, SNR range, bank, inputs...) makes sure that audio was rendered with
+the same settings.
 """
 
 import json
@@ -15,13 +17,16 @@ import numpy as np
 
 from ..utils.audio import AudioError, load_audio, problem_of, write_audio
 from ..utils.datadir import read_data_dir, write_data_dir
-from ..utils.fileio import atomic_open, read_kv
+from ..utils.fileio import atomic_open, read_kv, remove_stale_temps
+from ..utils.provenance import file_digest, prepare_outputs
 from .mixing import limit_peak, mix_scene
-from .rir_bank import RIRBank
+from .rir_bank import META, RIRBank
 
 logger = logging.getLogger(__name__)
 
 COPIED_FILES = ("utt2label", "text", "utt2fold")
+RENDERED_FILES = ("wav.scp", "utt2doa", "utt2num_samples", "utt2snr", "utt2rir")
+SUMMARY = "summary.json"
 
 
 def utt_rng(seed: int, utt: str) -> np.random.Generator:
@@ -30,17 +35,36 @@ def utt_rng(seed: int, utt: str) -> np.random.Generator:
 
 def render_eval_set(data_dir, bank_dir, out_dir, audio_dir, noise_dir=None, seed: int = 0,
                     snr_range=(5.0, 40.0), fade_seconds: float = 0.2,
-                    mono_policy: str = "first") -> dict:
-    """Render ``data_dir`` through the bank; returns a summary (also in ``summary.json``)."""
+                    mono_policy: str = "first", overwrite: bool = False) -> dict:
+    """Render ``data_dir`` through the bank; returns a summary (also in ``summary.json``).
+
+    Audio already rendered with the same settings is reused; outputs of other settings are
+    refused, or deleted and redone with ``overwrite``.
+    """
     lo, hi = snr_range
     if not lo <= hi:
         raise ValueError(f"--snr_range must be low <= high, got {list(snr_range)}")
+    if Path(data_dir).resolve() == Path(out_dir).resolve():
+        raise ValueError(f"--out_dir {out_dir} must differ from --data_dir")
     tables = read_data_dir(data_dir)
     bank = RIRBank(bank_dir)
     noises = read_kv(Path(noise_dir) / "wav.scp") if noise_dir else {}
     noise_keys = sorted(noises)
-    audio_dir = Path(audio_dir)
-    out = {"wav.scp": {}, "utt2doa": {}, "utt2num_samples": {}, "utt2snr": {}, "utt2rir": {}}
+    audio_dir = Path(audio_dir).resolve()
+    settings = {
+        "stage": "make_eval_set", "seed": seed, "snr_range": [lo, hi],
+        "fade_seconds": fade_seconds, "mono_policy": mono_policy, "audio_dir": str(audio_dir),
+        "data_dir wav.scp sha256": file_digest(Path(data_dir) / "wav.scp"),
+        "bank_dir meta.jsonl sha256": file_digest(Path(bank_dir) / META),
+        "noise_dir wav.scp sha256":
+            file_digest(Path(noise_dir) / "wav.scp") if noise_dir else None,
+    }
+    names = RENDERED_FILES + COPIED_FILES + (SUMMARY,)
+    prepare_outputs(out_dir, settings, [Path(out_dir) / n for n in names]
+                    + [audio_dir / f"{u}.wav" for u in tables["wav.scp"]], overwrite=overwrite)
+    remove_stale_temps(out_dir)
+    remove_stale_temps(audio_dir)
+    out = {name: {} for name in RENDERED_FILES}
     copied = {name: {} for name in COPIED_FILES if name in tables}
     skipped = {}
     for utt in sorted(tables["wav.scp"]):
@@ -48,7 +72,7 @@ def render_eval_set(data_dir, bank_dir, out_dir, audio_dir, noise_dir=None, seed
         pack = int(rng.integers(len(bank)))
         noise_utt = noise_keys[int(rng.integers(len(noise_keys)))] if noise_keys else None
         snr = float(rng.uniform(lo, hi))
-        wav = (audio_dir / f"{utt}.wav").resolve()
+        wav = audio_dir / f"{utt}.wav"
         try:
             num_samples = _render_one(
                 tables["wav.scp"][utt], wav, bank, pack, noises.get(noise_utt), snr, rng,
@@ -71,7 +95,7 @@ def render_eval_set(data_dir, bank_dir, out_dir, audio_dir, noise_dir=None, seed
     write_data_dir(out_dir, {**out, **copied})
     summary = {"rendered": len(out["wav.scp"]), "skipped": len(skipped),
                "skipped_utts": skipped, "format": bank.format, "fs": bank.fs}
-    with atomic_open(Path(out_dir) / "summary.json") as f:
+    with atomic_open(Path(out_dir) / SUMMARY) as f:
         json.dump(summary, f, indent=2)
     logger.info("%s: %d rendered, %d skipped", out_dir, summary["rendered"], summary["skipped"])
     return summary

@@ -6,8 +6,14 @@ any number of jobs. Shard ``s`` holds packs ``[s * shard_size, (s + 1) * shard_s
 ``j`` (1-based) of ``n`` writes shards ``s = j - 1, j - 1 + n, ...``. A shard is complete when
 its ``.jsonl`` exists (written last, atomically): an interrupted job resumes at the first
 incomplete shard and rewrites it from scratch.
+
+A job validates everything it can (job index, HRTF, the geometry of its packs) before it claims
+the folder: ``config.json`` is created at once or not at all, and a job whose settings differ
+from the claimed ones is refused, so concurrent jobs never mix shards of two configurations.
+Scp files hold ark paths relative to the bank, so a bank opens from any working directory.
 """
 
+import io
 import json
 import logging
 from dataclasses import asdict
@@ -16,7 +22,8 @@ from typing import Dict, Iterator, List
 
 import numpy as np
 
-from ..utils.fileio import atomic_open, atomic_path
+from ..utils.fileio import atomic_open, atomic_path, remove_stale_temps, write_once
+from ..utils.provenance import describe_differences
 from .acoustics import rt60_schroeder
 from .rooms import RenderConfig, RIRRenderer, RoomSampling, sample_room
 
@@ -36,11 +43,27 @@ def noise_id(pid: str, k: int) -> str:
     return f"{pid}-noise{k}"
 
 
+def check_rt60_fits(sampling: RoomSampling, render: RenderConfig) -> None:
+    """Refuse RIRs too short for their reverberation: the highest ``sampling.rt60`` must not
+    exceed ``render.max_rir_seconds`` (the RIR holds at least a 60 dB decay)."""
+    if sampling.rt60[1] > render.max_rir_seconds:
+        raise ValueError(
+            f"sampling.rt60 reaches {sampling.rt60[1]} s but render.max_rir_seconds is"
+            f" {render.max_rir_seconds} s: an RIR must hold its whole reverberation time;"
+            " raise render.max_rir_seconds or lower sampling.rt60"
+        )
+
+
+def pack_geometry(index: int, seed: int, sampling: RoomSampling) -> tuple:
+    """(generator, room) of pack ``index``; the generator goes on to draw the rendering seed."""
+    rng = np.random.default_rng([seed, index])
+    return rng, sample_room(sampling, rng)
+
+
 def make_pack(index: int, seed: int, prefix: str, sampling: RoomSampling,
               renderer: RIRRenderer) -> tuple:
     """Sample and render pack ``index``: ({array id: (C, L)}, metadata dict)."""
-    rng = np.random.default_rng([seed, index])
-    geom = sample_room(sampling, rng)
+    rng, geom = pack_geometry(index, seed, sampling)
     rirs = renderer.render(geom, seed=int(rng.integers(2**63)))
     pid = pack_id(prefix, index)
     arrays = {pid: rirs[0]}
@@ -77,14 +100,16 @@ def _shard_paths(out_dir: Path, shard: int) -> Dict[str, Path]:
 
 
 def write_shard(out_dir: Path, shard: int, packs: List[tuple]) -> None:
-    """Write one shard: ark, then scp, then jsonl (the completion marker), each atomically."""
+    """Write one shard: ark, then scp (paths relative to the bank), then jsonl (the completion
+    marker), each atomically; temporary files of a killed attempt are removed first."""
     import kaldiio
 
     paths = _shard_paths(out_dir, shard)
+    remove_stale_temps(paths["ark"].parent, f"rirs.{shard:05d}.*")
     arrays = {k: v for arrays, _ in packs for k, v in arrays.items()}
     with atomic_path(paths["ark"]) as tmp_ark, atomic_path(paths["scp"]) as tmp_scp:
         kaldiio.save_ark(str(tmp_ark), arrays, scp=str(tmp_scp))
-        text = tmp_scp.read_text().replace(str(tmp_ark), str(paths["ark"]))
+        text = tmp_scp.read_text().replace(str(tmp_ark), str(paths["ark"].relative_to(out_dir)))
         tmp_scp.write_text(text)
     with atomic_open(paths["jsonl"]) as f:
         for _, meta in packs:
@@ -99,18 +124,17 @@ def shards_of_job(num_packs: int, shard_size: int, job_index: int, num_jobs: int
 
 
 def claim_out_dir(out_dir: Path, config: dict) -> None:
-    """Record the bank's configuration, or refuse to resume a bank built with another one."""
+    """Claim ``out_dir`` for ``config`` (atomically), or refuse a folder claimed by another."""
     path = out_dir / CONFIG
-    text = json.dumps(config, sort_keys=True, indent=2)
-    if path.exists():
-        if json.loads(path.read_text()) != json.loads(text):
-            raise ValueError(
-                f"{out_dir} holds a bank built with another configuration ({path});"
-                " remove it or choose another --out_dir"
-            )
+    if write_once(path, json.dumps(config, sort_keys=True, indent=2)):
         return
-    with atomic_open(path) as f:
-        f.write(text)
+    claimed = json.loads(path.read_text())
+    config = json.loads(json.dumps(config))
+    if claimed != config:
+        raise ValueError(
+            f"{out_dir} holds a bank of another configuration ({path}:"
+            f" {describe_differences(claimed, config)}); remove it or choose another --out_dir"
+        )
 
 
 def make_bank_shards(out_dir, num_packs: int, seed: int, sampling: RoomSampling,
@@ -118,19 +142,23 @@ def make_bank_shards(out_dir, num_packs: int, seed: int, sampling: RoomSampling,
                      num_jobs: int = 1, prefix: str = "rir") -> int:
     """Write this job's missing shards; returns how many packs were rendered."""
     out_dir = Path(out_dir)
+    shards = shards_of_job(num_packs, shard_size, job_index, num_jobs)
+    renderer = RIRRenderer(render)  # loads the HRTF
+    ranges = {s: range(s * shard_size, min((s + 1) * shard_size, num_packs)) for s in shards}
+    for indices in ranges.values():  # geometry errors surface before the folder is claimed
+        for i in indices:
+            pack_geometry(i, seed, sampling)
     claim_out_dir(out_dir, config_dict(sampling, render, seed=seed, num_packs=num_packs,
                                        shard_size=shard_size, prefix=prefix))
-    renderer = RIRRenderer(render)
     rendered = 0
-    for shard in shards_of_job(num_packs, shard_size, job_index, num_jobs):
+    for shard, indices in ranges.items():
         if _shard_paths(out_dir, shard)["jsonl"].exists():
             logger.info("shard %d already complete, skipped", shard)
             continue
-        lo, hi = shard * shard_size, min((shard + 1) * shard_size, num_packs)
-        packs = [make_pack(i, seed, prefix, sampling, renderer) for i in range(lo, hi)]
+        packs = [make_pack(i, seed, prefix, sampling, renderer) for i in indices]
         write_shard(out_dir, shard, packs)
-        rendered += hi - lo
-        logger.info("shard %d: packs %d-%d written", shard, lo, hi - 1)
+        rendered += len(indices)
+        logger.info("shard %d: packs %d-%d written", shard, indices[0], indices[-1])
     return rendered
 
 
@@ -143,7 +171,7 @@ def merge_bank(out_dir) -> dict:
     num_shards = -(-config["num_packs"] // config["shard_size"])
     missing = [s for s in range(num_shards) if not _shard_paths(out_dir, s)["jsonl"].exists()]
     if missing:
-        raise RuntimeError(f"{out_dir}: shards {missing[:10]} are incomplete; run the jobs again")
+        raise ValueError(f"{out_dir}: shards {missing[:10]} are incomplete; run the jobs again")
     scp_lines, meta_lines = [], []
     for s in range(num_shards):
         paths = _shard_paths(out_dir, s)
@@ -167,12 +195,43 @@ def merge_bank(out_dir) -> dict:
     return info
 
 
+def _load_scp(scp: Path):
+    """kaldiio's lazy reader of a bank's scp, ark paths resolved against the bank's folder
+    (banks of older versions, with paths relative to the working directory, still open)."""
+    import kaldiio
+
+    bank_dir = scp.parent.absolute()
+    found: Dict[str, bool] = {}
+    lines = []
+    for line in scp.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        key, _, value = line.partition(" ")
+        ark, sep, offset = value.strip().rpartition(":")
+        if ark not in found:
+            found[ark] = (bank_dir / ark).is_file()
+        if found[ark]:
+            value = f"{bank_dir / ark}{sep}{offset}"
+        lines.append(f"{key} {value}\n")
+    from ..utils.scp import load_scp  # refuses command entries unless allowed
+
+    return load_scp(io.StringIO("".join(lines)), name=scp)
+
+
+def _read_meta(path: Path) -> List[dict]:
+    metas = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            metas.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{lineno}: not a JSON line ({e}); rebuild the bank") from e
+    return metas
+
+
 class RIRBank:
     """Read access to a merged bank: packs by index, each with its source and noise RIRs."""
 
     def __init__(self, bank_dir):
-        import kaldiio
-
         bank_dir = Path(bank_dir)
         for name in (SCP, META):
             if not (bank_dir / name).is_file():
@@ -180,10 +239,10 @@ class RIRBank:
                     f"{bank_dir / name}: missing; build the bank first (run.sh stage 3)"
                 )
         self.dir = bank_dir
-        self.meta = [json.loads(line) for line in open(bank_dir / META)]
+        self.meta = _read_meta(bank_dir / META)
         if not self.meta:
             raise ValueError(f"{bank_dir / META}: the bank is empty")
-        self._arrays = kaldiio.load_scp(str(bank_dir / SCP))
+        self._arrays = _load_scp(bank_dir / SCP)
         self.format = self.meta[0]["format"]
         self.fs = int(self.meta[0]["fs"])
 

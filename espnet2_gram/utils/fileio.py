@@ -2,9 +2,33 @@
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, Mapping, Tuple
+
+
+def _create_temp(path: Path) -> Path:
+    """Create an empty, uniquely named ``.<name>.<random>.tmp`` beside ``path``.
+
+    Unlike ``tempfile.mkstemp`` (always 0600), the file gets mode 0666 less the umask, like any
+    other file the user creates, so a group can read what a run writes.
+    """
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def remove_stale_temps(folder, pattern: str = "*") -> None:
+    """Delete the temporary files a killed writer left for targets matching ``pattern``.
+
+    Call it only where one writer owns those targets (a concurrent writer's file would vanish).
+    """
+    for tmp in Path(folder).glob(f".{pattern}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -12,13 +36,11 @@ def atomic_path(path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     Readers never see a half-written file: an exception (or a kill) leaves at most a
-    ``.tmp`` file behind, which the next run overwrites.
+    ``.tmp`` file behind, which ``remove_stale_temps`` clears.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _create_temp(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -33,6 +55,25 @@ def atomic_open(path, mode: str = "w", **kwargs):
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
+
+
+def write_once(path, text: str) -> bool:
+    """Create ``path`` holding ``text`` unless it exists; True when this call created it.
+
+    The complete file appears at once (hard link of a temporary file), so of two concurrent
+    callers exactly one wins and the other reads the winner's whole text.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _create_temp(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
 
 
 def read_kv(path, allow_empty_value: bool = False) -> Dict[str, str]:

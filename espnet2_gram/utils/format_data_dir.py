@@ -1,5 +1,8 @@
 """Stage 2: copy a data directory's audio into ``dump/`` at one sample rate, mono by a chosen
-policy (or with every channel kept), skipping unusable audio with a summary."""
+policy (or with every channel kept), skipping unusable audio with a summary.
+
+Formatted files are reused when a run resumes; ``provenance.json`` makes sure they were made
+with the same settings and input ``wav.scp``."""
 
 import json
 import logging
@@ -9,11 +12,13 @@ from pathlib import Path
 
 from .audio import AudioError, load_audio, problem_of, write_audio
 from .datadir import read_data_dir, write_data_dir
-from .fileio import atomic_open
+from .fileio import atomic_open, remove_stale_temps
+from .provenance import file_digest, prepare_outputs
 
 logger = logging.getLogger(__name__)
 
 RECOMPUTED = ("wav.scp", "utt2num_samples")
+SUMMARY = "format_summary.json"
 
 
 def _format_one(job) -> tuple:
@@ -44,16 +49,27 @@ def _format_one(job) -> tuple:
 
 
 def format_data_dir(in_dir, out_dir, audio_dir, fs: int, mono_policy: str = "first",
-                    nj: int = 1) -> dict:
+                    nj: int = 1, overwrite: bool = False) -> dict:
     """Write ``out_dir`` (a data dir pointing at wavs in ``audio_dir``); returns the summary.
 
     ``mono_policy``: 'first' or 'mean' for mono output, None to keep every channel.
-    Already formatted files are reused, so an interrupted run resumes.
+    Already formatted files are reused, so an interrupted run resumes; outputs of other
+    settings are refused, or deleted and redone with ``overwrite``.
     """
+    if Path(in_dir).resolve() == Path(out_dir).resolve():
+        raise ValueError(f"--out_dir {out_dir} must differ from --in_dir")
     tables = read_data_dir(in_dir)
     audio_dir = Path(audio_dir).resolve()
     utts = sorted(tables["wav.scp"])
     jobs = [(tables["wav.scp"][u], str(audio_dir / f"{u}.wav"), fs, mono_policy) for u in utts]
+    settings = {"stage": "format_data", "fs": fs, "mono_policy": mono_policy,
+                "audio_dir": str(audio_dir),
+                "in_dir wav.scp sha256": file_digest(Path(in_dir) / "wav.scp")}
+    table_names = set(tables) | set(RECOMPUTED) | {SUMMARY}
+    prepare_outputs(out_dir, settings, [Path(out_dir) / n for n in table_names]
+                    + [Path(job[1]) for job in jobs], overwrite=overwrite)
+    remove_stale_temps(out_dir)
+    remove_stale_temps(audio_dir)
     if nj > 1:
         with Pool(nj) as pool:
             results = pool.map(_format_one, jobs, chunksize=max(1, len(jobs) // (4 * nj)))
@@ -84,7 +100,7 @@ def format_data_dir(in_dir, out_dir, audio_dir, fs: int, mono_policy: str = "fir
     write_data_dir(out_dir, out_tables)
     summary = {"input": len(jobs), "kept": len(kept), "counts": dict(counts),
                "skipped": skipped, "fs": fs, "mono_policy": mono_policy}
-    with atomic_open(Path(out_dir) / "format_summary.json") as f:
+    with atomic_open(Path(out_dir) / SUMMARY) as f:
         json.dump(summary, f, indent=2)
     logger.info("%s -> %s: kept %d of %d %s", in_dir, out_dir, len(kept), len(jobs), dict(counts))
     return summary

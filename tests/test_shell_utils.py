@@ -4,7 +4,6 @@ Every test runs the scripts with bash in a subprocess on data created under
 tmp_path; no Slurm, no network, no virtual environment is created.
 """
 
-import hashlib
 import os
 import shutil
 import stat
@@ -27,6 +26,7 @@ SCRIPTS = [
     "fix_data_dir.sh",
     "validate_data_dir.sh",
     "ensure_env.sh",
+    "refresh_lock.sh",
 ]
 
 
@@ -589,69 +589,6 @@ def test_fix_data_dir_errors(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# ensure_env.sh (with a fake .venv; no environment is created)
-
-
-FAKE_PYTHON = textwrap.dedent(
-    """\
-    #!/usr/bin/env bash
-    echo "$*" >> "$(dirname "$0")/../calls"
-    if [ "$*" = "-m pip --version" ]; then
-      echo "pip ${FAKE_PIP_VERSION:-23.2.1} from /somewhere (python 3.11)"
-    fi
-    exit 0
-    """
-)
-
-
-@pytest.fixture
-def fake_root(tmp_path):
-    root = tmp_path / "repo"
-    write(root / "pyproject.toml", '[project]\nname = "x"\n')
-    write(root / ".venv" / "bin" / "python", FAKE_PYTHON, mode=0o755)
-    digest = hashlib.sha256((root / "pyproject.toml").read_bytes()).hexdigest()
-    write(root / ".venv" / ".installed", digest + "\n")
-    return root
-
-
-def test_ensure_env_fast_path(fake_root):
-    p = util("ensure_env.sh", cwd=fake_root)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout == "" and p.stderr == ""
-    assert not (fake_root / ".venv" / "calls").exists()
-
-
-def test_ensure_env_reinstalls_when_pyproject_changes(fake_root):
-    with open(fake_root / "pyproject.toml", "a") as f:
-        f.write("# changed\n")
-    p = util("ensure_env.sh", cwd=fake_root)
-    assert p.returncode == 0, p.stderr
-    calls = (fake_root / ".venv" / "calls").read_text().splitlines()
-    assert "-m pip install -e .[test]" in calls
-    assert not any("pip==" in c for c in calls)  # pip already 23.2.1
-    digest = hashlib.sha256((fake_root / "pyproject.toml").read_bytes()).hexdigest()
-    assert (fake_root / ".venv" / ".installed").read_text().strip() == digest
-    assert "ensure_env.sh" in p.stdout
-    # now up to date: nothing more is called
-    (fake_root / ".venv" / "calls").unlink()
-    assert util("ensure_env.sh", cwd=fake_root).returncode == 0
-    assert not (fake_root / ".venv" / "calls").exists()
-
-
-def test_ensure_env_pins_pip_and_refuses_sourcing(fake_root):
-    (fake_root / ".venv" / ".installed").unlink()
-    p = util("ensure_env.sh", cwd=fake_root, env={"FAKE_PIP_VERSION": "25.0"})
-    assert p.returncode == 0, p.stderr
-    calls = (fake_root / ".venv" / "calls").read_text().splitlines()
-    pin = calls.index("-m pip install -q pip==23.2.1")
-    assert pin < calls.index("-m pip install -e .[test]")
-    p = run(["bash", "-c", f'. "{UTILS / "ensure_env.sh"}"'], cwd=fake_root)
-    assert p.returncode != 0 and "do not source" in p.stderr
-    p = util("ensure_env.sh", cwd=fake_root.parent)  # no pyproject.toml there
-    assert p.returncode == 1 and "repository root" in p.stderr
-
-
-# --------------------------------------------------------------------------
 # path.sh / cmd.sh
 
 
@@ -689,8 +626,13 @@ def test_path_sh(tmp_path):
     assert p.returncode == 0, p.stderr
     out = p.stdout.splitlines()
     assert out == ["ensure-called", "yes 1 UTF-8 1", str(root / "egs2/gram/utils")]
+    write(root / "egs2" / "gram" / "utils" / "check_env.py", "print('check-called')\n")
     p = run(["bash", "-c", show], cwd=root, env={"GRAM_SKIP_ENSURE_ENV": "1"})
     assert p.returncode == 0 and "ensure-called" not in p.stdout
+    assert p.stdout.splitlines()[0] == "check-called"  # the active environment is checked
+    write(root / "egs2" / "gram" / "utils" / "check_env.py", "raise SystemExit(1)\n")
+    p = run(["bash", "-c", show], cwd=root, env={"GRAM_SKIP_ENSURE_ENV": "1"})
+    assert p.returncode != 0
     write(root / "egs2" / "gram" / "utils" / "ensure_env.sh", "#!/usr/bin/env bash\nexit 3\n", mode=0o755)
     p = run(["bash", "-c", show], cwd=root)
     assert p.returncode != 0 and "ensure_env.sh failed" in p.stderr

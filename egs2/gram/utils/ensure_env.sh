@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# ensure_env.sh: create/refresh the project's Python environment (.venv).
+# ensure_env.sh: create/refresh the project's Python environment (.venv) from the lock.
 #
-# Run it (do not source it) from the repository root; path.sh calls it.
-#   * .venv/bin/python missing          -> python3 -m venv .venv
-#   * .venv/.installed != sha256(pyproject.toml)
-#                                       -> pip install -e ".[test]", then
-#                                          write the stamp
-#   * otherwise                         -> nothing (one hash comparison)
-# pip stays at 23.2.1 (newer pip refuses the ci_sdr sdist that espnet
-# depends on): it is pinned only if the venv's pip has another version.
+# Run it (do not source it) from the repository root; path.sh and test.sh call it.
+#   * .venv/.installed == sha256(pyproject.toml + requirements.lock)  -> nothing to do
+#   * otherwise: python3 -m venv .venv (when missing); uv (the version the lock pins)
+#     into .venv with pip; `uv pip sync requirements.lock` (installs exactly the
+#     lock's packages, removes any other); the project itself, editable, without
+#     dependencies; then egs2/gram/utils/check_env.py --lock, and only when that
+#     passes the stamp .venv/.installed.
+# requirements.lock is rewritten by egs2/gram/utils/refresh_lock.sh.
 # Environment: PYTHON (default python3) is the interpreter used for the venv.
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then
   echo "ensure_env.sh: error: run this script, do not source it" >&2
@@ -17,8 +17,8 @@ fi
 set -euo pipefail
 
 prog=${0##*/}
-pip_version=23.2.1
 venv=.venv
+lock=requirements.lock
 stamp=${venv}/.installed
 
 if [ "$#" -gt 0 ]; then
@@ -26,20 +26,22 @@ if [ "$#" -gt 0 ]; then
     -h | --help) status=0 ;;
     *) echo "${prog}: error: unexpected argument '$1'" >&2; status=1 ;;
   esac
-  echo "Usage: ${prog}   (from the repository root; creates/updates ${venv})" >&2
+  echo "Usage: ${prog}   (from the repository root; creates/updates ${venv} from ${lock})" >&2
   exit "${status}"
 fi
 
-if [ ! -f pyproject.toml ]; then
-  echo "${prog}: error: no pyproject.toml in ${PWD}; run this from the repository root" >&2
-  exit 1
-fi
+for f in pyproject.toml "${lock}"; do
+  if [ ! -f "${f}" ]; then
+    echo "${prog}: error: no ${f} in ${PWD}; run this from the repository root" >&2
+    exit 1
+  fi
+done
 
-sha256_of() {
+fingerprint() {
   if command -v sha256sum >/dev/null 2>&1; then
-    sha256sum "$1" | awk '{ print $1 }'
+    cat pyproject.toml "${lock}" | sha256sum | awk '{ print $1 }'
   else
-    shasum -a 256 "$1" | awk '{ print $1 }'
+    cat pyproject.toml "${lock}" | shasum -a 256 | awk '{ print $1 }'
   fi
 }
 
@@ -47,7 +49,7 @@ up_to_date() {
   [ -x "${venv}/bin/python" ] && [ -f "${stamp}" ] && [ "$(cat "${stamp}")" = "${want}" ]
 }
 
-want=$(sha256_of pyproject.toml)
+want=$(fingerprint)
 if up_to_date; then
   exit 0
 fi
@@ -66,18 +68,30 @@ if [ ! -x "${venv}/bin/python" ]; then
   echo "${prog}: creating ${venv} with ${PYTHON:-python3} -m venv ${venv}"
   "${PYTHON:-python3}" -m venv "${venv}"
 fi
-
-have_pip=$("${venv}/bin/python" -m pip --version 2>/dev/null | awk '{ print $2 }' || true)
-if [ "${have_pip}" != "${pip_version}" ]; then
-  echo "${prog}: pinning pip ${pip_version} (found ${have_pip:-none})"
-  "${venv}/bin/python" -m pip install -q "pip==${pip_version}"
-fi
-
 if [ -f "${stamp}" ]; then
-  echo "${prog}: pyproject.toml changed since the last install; reinstalling"
+  echo "${prog}: pyproject.toml or ${lock} changed since the last install; syncing"
+  rm -f "${stamp}"
 fi
-echo "${prog}: installing the project: ${venv}/bin/python -m pip install -e \".[test]\""
-"${venv}/bin/python" -m pip install -e ".[test]"
 
-echo "${want}" >"${stamp}"
+uv_version=$(sed -n -E 's/^uv==([^ ;]+).*/\1/p' "${lock}")
+if [ -z "${uv_version}" ]; then
+  echo "${prog}: error: ${lock} pins no uv (expected a line 'uv==VERSION')" >&2
+  exit 1
+fi
+have_uv=$("${venv}/bin/uv" --version 2>/dev/null | awk '{ print $2 }' || true)
+if [ "${have_uv}" != "${uv_version}" ]; then
+  echo "${prog}: installing uv ${uv_version} into ${venv} with pip"
+  "${venv}/bin/python" -m pip install -q "uv==${uv_version}"
+fi
+
+echo "${prog}: installing ${lock} into ${venv} (uv pip sync) and the project (editable)"
+"${venv}/bin/uv" pip sync --python "${venv}/bin/python" "${lock}"
+"${venv}/bin/uv" pip install --python "${venv}/bin/python" --no-deps -e .
+
+if ! "${venv}/bin/python" egs2/gram/utils/check_env.py --lock "${lock}"; then
+  echo "${prog}: error: ${venv} failed its smoke check (above); run ${prog} again after fixing it" >&2
+  exit 1
+fi
+echo "${want}" >"${stamp}.tmp"
+mv "${stamp}.tmp" "${stamp}"
 echo "${prog}: ${venv} is ready"

@@ -35,6 +35,9 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import yaml
 
+from .utils.cli import naming
+from .utils.safe_load import load_weights
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAPER_CONF = REPO_ROOT / "conf" / "paper"
 
@@ -220,16 +223,11 @@ def load_reference_state_dict(path) -> Dict[str, torch.Tensor]:
             from safetensors.torch import load_file
         except ImportError:
             return read_safetensors(path)
-        return dict(load_file(str(path), device="cpu"))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises several kinds for untrusted content
-        raise ValueError(
-            f"{path}: cannot be read as plain tensors with torch.load(weights_only=True) ({e})."
-            " Such a file can run code when unpickled, so it is not loaded here; in an"
-            " environment you trust, save its state_dict alone, e.g. torch.save(torch.load(f,"
-            " weights_only=False)['state_dict'], 'state_dict.pt'), and convert that."
-        ) from e
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except Exception as e:  # noqa: BLE001 - safetensors' own error type for a bad file
+            raise ValueError(f"--checkpoint {path}: not a readable safetensors file ({e})") from e
+    obj = load_weights(path, label=f"--checkpoint {path}")
     state = obj
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "module"):
@@ -700,10 +698,11 @@ def convert_checkpoint(src, out_dir, fmt: str = "binaural", config=None,
         torch.save(model.state_dict(), exp / "model.pth")
         del state
         pack_gram(exp, out_dir, model_file=exp / "model.pth", archive=False)
-    (out_dir / CARD).write_text(_card(fmt, src, _sha256(src), report, conf, model),
-                                encoding="utf-8")
-    (out_dir / "conversion_report.json").write_text(json.dumps(report, indent=1),
-                                                     encoding="utf-8")
+    with naming(out_dir):
+        (out_dir / CARD).write_text(_card(fmt, src, _sha256(src), report, conf, model),
+                                    encoding="utf-8")
+        (out_dir / "conversion_report.json").write_text(json.dumps(report, indent=1),
+                                                         encoding="utf-8")
     if archive:
         write_espnet_archive(out_dir)
     return out_dir, report

@@ -13,7 +13,10 @@ GRAM patch column: 80 ms at the paper settings):
 The output directory holds ``feats.scp`` / ``feats.ark`` ((frames, dim) float32 per
 utterance, readable by ESPnet as ``kaldi_ark``), ``utt2num_frames``, the label files of the
 input copied unchanged, and ``embeddings.json`` describing what was extracted: a second run
-with the same request and model is skipped, a changed one is redone.
+with the same request and model is skipped, a changed one is redone (its earlier outputs are
+removed first, so a failed run leaves no stale features). Audio that is missing, unreadable,
+empty or NaN is an error naming the file; ``wav.scp`` entries that would run a command are
+refused (:mod:`espnet2_gram.utils.scp`).
 """
 
 import json
@@ -21,21 +24,24 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from .frontend.spatial_features import per_crop_normalize
 from .reuse import PretrainedGRAM
-from .utils.audio import load_audio
+from .utils.audio import AudioError, load_audio, problem_of
+from .utils.cli import naming
 from .utils.datadir import read_data_dir
 from .utils.fileio import atomic_open, atomic_path, read_kv, write_kv
+from .utils.scp import check_scp
 
 logger = logging.getLogger(__name__)
 
 EXTRACTORS = ("gram", "gram_random", "logmel")
 SKIPPED_FILES = ("wav.scp", "utt2num_samples", "feats.scp", "utt2num_frames")
+OUTPUTS = ("embeddings.json", "feats.scp", "feats.ark", "utt2num_frames")
 
 
 class FrameExtractor(torch.nn.Module):
@@ -101,54 +107,93 @@ def _up_to_date(out_dir: Path, request: dict, utts: List[str]) -> bool:
     meta, scp = out_dir / "embeddings.json", out_dir / "feats.scp"
     if not (meta.is_file() and scp.is_file()):
         return False
-    return json.loads(meta.read_text()) == request and sorted(read_kv(scp)) == sorted(utts)
+    try:
+        done = json.loads(meta.read_text())
+    except json.JSONDecodeError:
+        return False
+    return done == request and sorted(read_kv(scp)) == sorted(utts)
+
+
+def _embeddings(extractor: FrameExtractor, wavs: Dict[str, str], order: List[str],
+                batch_size: int, scp: Path) -> Iterator[Tuple[str, np.ndarray]]:
+    """``(utt, frames)`` in ``order``, computed in batches of equal-length clips (no padding
+    anywhere); empty or NaN audio, or a channel count the model does not take, is an error
+    naming the file."""
+    def run(group, batch):
+        # (channels, samples) -> (samples, channels), as ESPnet's loaders give
+        emb = extractor(torch.from_numpy(np.stack([x.T for x in batch]))).float().numpy()
+        return zip(group, emb)
+
+    want = extractor.gram.features.in_channels
+    group, batch = [], []
+    for utt in order:
+        x = load_audio(wavs[utt], fs=extractor.fs).samples
+        channels = 1 if x.ndim == 1 else x.shape[0]
+        problem = {"empty": "empty audio", "nan": "NaN or inf in the audio"}.get(problem_of(x))
+        if problem is None and channels not in (1, want):
+            problem = f"{channels} channel(s), but the model takes {want} (or mono)"
+        if problem:
+            raise AudioError(f"{wavs[utt]} (utterance {utt} of {scp}): {problem}")
+        if batch and (x.shape != batch[0].shape or len(batch) == batch_size):
+            yield from run(group, batch)
+            group, batch = [], []
+        group.append(utt)
+        batch.append(x)
+    yield from run(group, batch)
 
 
 def extract_data_dir(data_dir, out_dir, extractor: FrameExtractor, model_path,
                      layer: Optional[int] = None, batch_size: int = 16) -> Dict[str, int]:
     """Embed every utterance of ``data_dir`` into ``out_dir``; returns utt -> frames."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    wavs = read_data_dir(data_dir, names=[])["wav.scp"]
-    request = _request(extractor, model_path, layer)
-    if _up_to_date(out_dir, request, list(wavs)):
-        logger.info("%s: embeddings up to date, skipped", out_dir)
-        return {k: int(v) for k, v in read_kv(out_dir / "utt2num_frames").items()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "embeddings.json").unlink(missing_ok=True)
-    lengths_file = data_dir / "utt2num_samples"
-    lengths = read_kv(lengths_file) if lengths_file.is_file() else {}
-    order = sorted(wavs, key=lambda u: (int(lengths.get(u, 0)), u))
+    try:
+        check_scp(data_dir / "wav.scp")
+        wavs = read_data_dir(data_dir, names=[])["wav.scp"]
+        request = _request(extractor, model_path, layer)
+        if _up_to_date(out_dir, request, list(wavs)):
+            logger.info("%s: embeddings up to date, skipped", out_dir)
+            return {k: int(v) for k, v in read_kv(out_dir / "utt2num_frames").items()}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _remove_outputs(out_dir)  # a killed run leaves no stale features either
+        lengths_file = data_dir / "utt2num_samples"
+        lengths = read_kv(lengths_file) if lengths_file.is_file() else {}
+        order = sorted(wavs, key=lambda u: (int(lengths.get(u, 0)), u))
+        num_frames = _write_embeddings(data_dir, out_dir, extractor, wavs, order, batch_size,
+                                       request)
+    except BaseException:  # nothing partial or stale
+        _remove_outputs(out_dir)
+        raise
+    logger.info("%s: %d utterances, %d-dim frames (%s)", out_dir, len(num_frames),
+                request["dim"], extractor.kind)
+    return num_frames
+
+
+def _remove_outputs(out_dir: Path) -> None:
+    for name in OUTPUTS:
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def _write_embeddings(data_dir: Path, out_dir: Path, extractor: FrameExtractor,
+                      wavs: Dict[str, str], order: List[str], batch_size: int,
+                      request: dict) -> Dict[str, int]:
+    """The outputs of :func:`extract_data_dir`, ``embeddings.json`` last."""
     import kaldiio
 
     num_frames = {}
     ark = out_dir / "feats.ark"
-    with atomic_path(ark) as tmp_ark, atomic_path(out_dir / "feats.scp") as tmp_scp:
-        with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
-            def flush(group, batch):
-                # (channels, samples) -> (samples, channels), as ESPnet's loaders give
-                emb = extractor(torch.from_numpy(np.stack([x.T for x in batch]))).float().numpy()
-                for utt, e in zip(group, emb):
+    with naming(out_dir):  # a full disk names the output folder
+        with atomic_path(ark) as tmp_ark, atomic_path(out_dir / "feats.scp") as tmp_scp:
+            with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
+                for utt, e in _embeddings(extractor, wavs, order, batch_size,
+                                          data_dir / "wav.scp"):
                     writer(utt, e)
                     num_frames[utt] = e.shape[0]
-
-            group, batch = [], []
-            for utt in order:  # batches of equal-length clips: no padding anywhere
-                x = load_audio(wavs[utt], fs=extractor.fs).samples
-                if batch and (x.shape != batch[0].shape or len(batch) == batch_size):
-                    flush(group, batch)
-                    group, batch = [], []
-                group.append(utt)
-                batch.append(x)
-            flush(group, batch)
-        lines = tmp_scp.read_text().replace(str(tmp_ark), str(ark))
-        tmp_scp.write_text(lines)
-    for path in data_dir.iterdir():
-        if path.is_file() and path.name not in SKIPPED_FILES and not path.name.startswith("."):
-            with atomic_path(out_dir / path.name) as tmp:
-                shutil.copyfile(path, tmp)
-    write_kv(out_dir / "utt2num_frames", num_frames)
-    with atomic_open(out_dir / "embeddings.json") as f:
-        json.dump(request, f, indent=2)
-    logger.info("%s: %d utterances, %d-dim frames (%s)", out_dir, len(num_frames),
-                request["dim"], extractor.kind)
+            tmp_scp.write_text(tmp_scp.read_text().replace(str(tmp_ark), str(ark)))
+        for path in data_dir.iterdir():
+            if path.is_file() and path.name not in SKIPPED_FILES and not path.name.startswith("."):
+                with atomic_path(out_dir / path.name) as tmp:
+                    shutil.copyfile(path, tmp)
+        write_kv(out_dir / "utt2num_frames", num_frames)
+        with atomic_open(out_dir / "embeddings.json") as f:
+            json.dump(request, f, indent=2)
     return num_frames

@@ -2,25 +2,43 @@
 ``README.md`` model card, optional ``feats_stats.npz``) and the same files as an ESPnet packed
 archive (``.zip`` with ``meta.yaml``: ``model_file`` and ``train_config``, as ``espnet2.bin.pack``
 writes them). ``load_gram`` reads either, or a training directory, with a strict key check.
+
+An archive is read in memory, never extracted, and refused whole when a member could escape an
+extraction folder (an absolute path, a ``..`` component, a symbolic link); weights are loaded
+with ``torch.load(weights_only=True)`` (:mod:`espnet2_gram.utils.safe_load`).
 """
 
 import argparse
+import io
+import re
 import shutil
+import stat
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
+from .utils.cli import naming
+from .utils.safe_load import load_weights
+
 CONFIG = "config.yaml"
 WEIGHTS = "model.pth"
 CARD = "README.md"
 STATS = "feats_stats.npz"
+META = "meta.yaml"
 CHECKPOINT_PREFERENCE = ("valid.loss.best.pth", "valid.loss.ave.pth", "latest.pth")
 
 
 class PackedModelError(ValueError):
-    """A packed model that does not match its configuration; the message lists the keys."""
+    """A packed model that is broken or does not match its configuration; the message names
+    the file (and lists the keys)."""
+
+
+class UnsafeArchiveError(PackedModelError):
+    """An archive with a member that could be written outside its extraction folder."""
 
 
 def _model_file_of(exp_dir: Path) -> Path:
@@ -72,18 +90,23 @@ def pack_gram(exp_dir, out_dir, model_file=None, stats_file=None, card_extra: st
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: not a GRAM training directory")
     model_file = Path(model_file) if model_file else _model_file_of(exp_dir)
+    if stats_file and not Path(stats_file).is_file():
+        raise FileNotFoundError(f"--stats_file {stats_file}: no such file")
     model = load_gram(config_path, model_file=model_file)  # strict: refuse a broken pack
     config = yaml.safe_load(config_path.read_text())
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent
-                                if out_dir.parent.exists() else None))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        shutil.copyfile(config_path, tmp / CONFIG)
-        torch.save(model.state_dict(), tmp / WEIGHTS)
-        if stats_file:
-            shutil.copyfile(stats_file, tmp / STATS)
-        (tmp / CARD).write_text(_model_card(config, model, exp_dir, card_extra))
+        with naming(tmp / WEIGHTS):
+            shutil.copyfile(config_path, tmp / CONFIG)
+            weights = io.BytesIO()  # torch reports a failed file write without its name
+            torch.save(model.state_dict(), weights)
+            (tmp / WEIGHTS).write_bytes(weights.getbuffer())
+            if stats_file:
+                shutil.copyfile(stats_file, tmp / STATS)
+            (tmp / CARD).write_text(_model_card(config, model, exp_dir, card_extra))
         tmp.chmod(0o755)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        out_dir.with_suffix(".zip").unlink(missing_ok=True)  # never beside a newer directory
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
@@ -103,31 +126,102 @@ def write_espnet_archive(packed_dir: Path) -> Path:
     options = [packed_dir / n for n in (CARD, STATS) if (packed_dir / n).exists()]
     outpath = packed_dir.with_suffix(".zip")
     tmp = outpath.with_name(f".{outpath.name}.tmp.zip")
-    pack(files={"model_file": packed_dir / WEIGHTS},
-         yaml_files={"train_config": packed_dir / CONFIG}, option=options, outpath=tmp)
-    tmp.replace(outpath)
+    try:
+        with naming(tmp):
+            pack(files={"model_file": packed_dir / WEIGHTS},
+                 yaml_files={"train_config": packed_dir / CONFIG}, option=options, outpath=tmp)
+        tmp.replace(outpath)
+    finally:
+        tmp.unlink(missing_ok=True)
     return outpath
 
 
-def _resolve(path: Path, model_file: Optional[Path]) -> tuple:
-    """(config, weights) of a packed dir, an ESPnet .zip, a config.yaml or a .pth."""
+def _member_problem(info: zipfile.ZipInfo) -> str:
+    """Why a member could escape an extraction folder ('' when it cannot)."""
+    name = info.filename
+    if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
+        return "an absolute path"
+    if ".." in re.split(r"[/\\]", name):
+        return "a path with a '..' component"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "a symbolic link"
+    return ""
+
+
+def _meta_member(path: Path, meta, names, section: str, key: str) -> str:
+    """The archive member that ``meta.yaml`` names as ``section: key``."""
+    entries = meta.get(section) if isinstance(meta, dict) else None
+    value = entries.get(key) if isinstance(entries, dict) else None
+    if not isinstance(value, str):
+        raise PackedModelError(f"{path}: {META} lacks {section}: {key}")
+    name = value.lstrip("/")  # zipfile stores an absolute path without its leading '/'
+    if name not in names:
+        raise PackedModelError(f"{path}: {META} names {value!r} ({section}: {key}), which the"
+                               " archive lacks")
+    return name
+
+
+def read_archive(path: Path) -> tuple:
+    """``(config dict, weights bytes, config label, weights label)`` of an ESPnet packed
+    ``.zip``, read without extracting it (labels: ``<zip>:<member>``, for messages)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set()
+            for info in z.infolist():
+                problem = _member_problem(info)
+                if problem:
+                    raise UnsafeArchiveError(f"{path}: member {info.filename!r} is {problem};"
+                                             " the archive is refused (nothing was extracted)")
+                names.add(info.filename)
+            if META not in names:
+                raise PackedModelError(f"{path}: no {META}; not an ESPnet packed model")
+            meta = yaml.safe_load(z.read(META))
+            config_name = _meta_member(path, meta, names, "yaml_files", "train_config")
+            weights_name = _meta_member(path, meta, names, "files", "model_file")
+            config_label = f"{path}:{config_name}"
+            return (_parse_config(z.read(config_name), config_label), z.read(weights_name),
+                    config_label, f"{path}:{weights_name}")
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise PackedModelError(f"{path}: not a readable zip archive (truncated or corrupt?):"
+                               f" {e}") from e
+    except yaml.YAMLError as e:
+        raise PackedModelError(f"{path}: {META} is not valid YAML ({e})") from e
+
+
+def _parse_config(text, label: str) -> dict:
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise PackedModelError(f"{label}: not valid YAML ({e})") from e
+    if not isinstance(config, dict):
+        raise PackedModelError(f"{label}: expected a mapping of training options")
+    return config
+
+
+def _sources(path: Path, model_file: Optional[Path], random_init: bool) -> tuple:
+    """``(config dict, weights path or bytes, config label, weights label)`` of a packed dir,
+    an ESPnet ``.zip``, a config.yaml or a .pth."""
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such GRAM model (a packed directory, a .zip,"
                                 " a training directory or a .pth)")
-    if path.suffix == ".zip":
-        from espnet2.main_funcs.pack_funcs import unpack
-
-        files = unpack(path, path.with_suffix(""))
-        return Path(files["train_config"]), Path(files["model_file"])
+    if path.suffix == ".zip" and path.is_file():
+        return read_archive(path)
     if path.is_dir():
+        config_path = path / CONFIG
         weights = model_file or (path / WEIGHTS if (path / WEIGHTS).exists()
                                  else _model_file_of(path))
-        return path / CONFIG, Path(weights)
-    if path.suffix == ".pth":
-        return path.parent / CONFIG, path
-    if model_file is None:
+    elif path.suffix == ".pth":
+        config_path, weights = path.parent / CONFIG, path
+    elif model_file is None:
         raise ValueError(f"{path}: give the model file as well (model_file=...)")
-    return path, Path(model_file)
+    else:
+        config_path, weights = path, model_file
+    weights = Path(weights)
+    for p in (config_path,) if random_init else (config_path, weights):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: missing (loading GRAM model {path})")
+    return (_parse_config(config_path.read_text(encoding="utf-8"), str(config_path)),
+            weights, str(config_path), str(weights))
 
 
 def load_gram(path, model_file=None, device: str = "cpu", random_init: bool = False):
@@ -137,31 +231,36 @@ def load_gram(path, model_file=None, device: str = "cpu", random_init: bool = Fa
     them silently). ``random_init``: the same architecture with its initial (untrained)
     weights, drawn from torch's current random state (the "random init" baseline).
     """
-    import torch
-
     from .tasks.gram import GRAMTask
 
-    config_path, weights_path = _resolve(Path(path), Path(model_file) if model_file else None)
-    for p in (config_path,) if random_init else (config_path, weights_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing (loading GRAM model {path})")
-    with open(config_path, encoding="utf-8") as f:
-        config = yaml.safe_load(f)
+    config, weights, config_label, label = _sources(
+        Path(path), Path(model_file) if model_file else None, random_init)
     args = GRAMTask.get_parser().parse_args([])
     for key, value in config.items():
         setattr(args, key, value)
     args.init = None
-    model = GRAMTask.build_model(args)
+    try:
+        model = GRAMTask.build_model(args)
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise PackedModelError(f"{config_label}: does not build a GRAM model"
+                               f" ({type(e).__name__}: {e})") from e
     if random_init:
         return model.to(device).eval()
-    state = torch.load(weights_path, map_location=device, weights_only=True)
-    check_state_dict(model, state, str(weights_path))
+    if isinstance(weights, bytes):
+        weights = io.BytesIO(weights)
+    state = load_weights(weights, device, label=label)
+    check_state_dict(model, state, label)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
 
 
 def check_state_dict(model, state: dict, source: str) -> None:
     """Raise ``PackedModelError`` unless ``state`` has exactly the model's keys and shapes."""
+    import torch
+
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                               for v in state.values()):
+        raise PackedModelError(f"{source}: not a state dict (a mapping of names to tensors)")
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))

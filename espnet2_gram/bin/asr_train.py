@@ -1,4 +1,8 @@
-"""ESPnet's `espnet2.bin.asr_train` with the GRAM plugin loaded (`frontend: gram`, `encoder: gram`)."""
+"""ESPnet's `espnet2.bin.asr_train` with the GRAM plugin loaded (`frontend: gram`, `encoder: gram`).
+
+Before ESPnet starts, the data files are checked (they exist and no scp entry runs a command);
+checkpoints (``--init_param``, ``--resume``) are loaded weights-only.
+"""
 
 import contextlib
 import sys
@@ -8,7 +12,21 @@ import espnet2_gram  # noqa: F401  (registers gram in ESPnet's tasks)
 with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
     import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
 
-from espnet2.bin.asr_train import get_parser, main  # noqa: E402,F401
+from espnet2.bin import asr_train  # noqa: E402
+from espnet2.bin.asr_train import get_parser  # noqa: E402,F401
+
+from espnet2_gram.utils.cli import run  # noqa: E402
+from espnet2_gram.utils.datacheck import check_data_files  # noqa: E402
+from espnet2_gram.utils.safe_load import guard_espnet_loading  # noqa: E402
+
+
+def main(cmd=None) -> None:
+    argv = sys.argv[1:] if cmd is None else list(cmd)
+    guard_espnet_loading()
+    if "--print_config" not in argv:
+        check_data_files(argv)
+    asr_train.main(cmd=argv)
+
 
 if __name__ == "__main__":
-    main()
+    run(main)

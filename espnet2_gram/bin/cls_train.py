@@ -2,8 +2,9 @@
 `encoder: probe` on cached embeddings).
 
 The data are checked before ESPnet starts: every file of a split names the same utterances
-(the first mismatches are listed) and every label is in ``--token_list`` (a label unseen in
-training is an error naming it and its utterance).
+(the first mismatches are listed), no scp entry runs a command and every label is in
+``--token_list`` (a label unseen in training is an error naming it and its utterance).
+Checkpoints (``--init_param``, ``--resume``) are loaded weights-only.
 """
 
 import contextlib
@@ -20,10 +21,12 @@ from espnet2.tasks.cls import CLSTask  # noqa: E402
 from espnet2_gram.utils.cli import run  # noqa: E402
 from espnet2_gram.utils.datacheck import (check_labels_known, check_task_data,  # noqa: E402
                                           option_value)
+from espnet2_gram.utils.safe_load import guard_espnet_loading  # noqa: E402
 
 
 def main(cmd=None) -> None:
     argv = sys.argv[1:] if cmd is None else list(cmd)
+    guard_espnet_loading()
     if "--print_config" not in argv:
         checks = {}
         token_list = option_value(argv, "--token_list")

@@ -4,7 +4,8 @@
         --model_file exp/.../valid.loss.best.pth --output_dir exp/.../decode_demo_test \
         --data_path_and_name_and_type dump/emb/foa/gram/demo_test_foa/feats.scp,speech,kaldi_ark
 
-Score it with ``python -m espnet2_gram.bin.score_doa``.
+Score it with ``python -m espnet2_gram.bin.score_doa``. An earlier ``utt2doa`` is removed
+first, so a failed run leaves none behind.
 """
 
 import argparse
@@ -20,10 +21,10 @@ with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
 import torch  # noqa: E402
 
 from espnet2_gram.localization.inference import (add_inference_arguments, batches,  # noqa: E402
-                                                 load_trained)
+                                                 check_inference_data, load_trained)
 from espnet2_gram.simulation.geometry import cart_to_sph  # noqa: E402
 from espnet2_gram.tasks.doa import DOATask  # noqa: E402
-from espnet2_gram.utils.cli import run, setup_logging  # noqa: E402
+from espnet2_gram.utils.cli import naming, run, setup_logging  # noqa: E402
 from espnet2_gram.utils.fileio import write_kv  # noqa: E402
 
 
@@ -34,6 +35,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.num_threads)
+    output = Path(args.output_dir) / "utt2doa"
+    output.unlink(missing_ok=True)
+    check_inference_data(args)
     model, train_args = load_trained(DOATask, args.train_config, args.model_file, args.device)
     hyps = {}
     start = time.perf_counter()
@@ -46,7 +50,8 @@ def main(argv=None) -> None:
             for key, a, e in zip(keys, az, el):
                 hyps[key] = f"{a:.2f} {e:.2f} 1.0"
     elapsed = time.perf_counter() - start
-    write_kv(Path(args.output_dir) / "utt2doa", hyps)
+    with naming(output):
+        write_kv(output, hyps)
     logging.info("%d directions in %.1f s (%.1f clips/s) -> %s/utt2doa", len(hyps), elapsed,
                  len(hyps) / max(elapsed, 1e-9), args.output_dir)
 

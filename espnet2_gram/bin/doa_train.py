@@ -5,8 +5,9 @@
         --train_data_path_and_name_and_type dump/raw/demo_train_foa/utt2doa,doa,text_float \
         --valid_data_path_and_name_and_type ... --output_dir exp/downstream/doa_foa_gram_probe
 
-The data are checked first: every file of a split names the same utterances, and every
-``utt2doa`` line is in range (azimuth in [-180, 180], elevation in [-90, 90]).
+The data are checked first: every file of a split names the same utterances, no scp entry runs
+a command, and every ``utt2doa`` line is in range (azimuth in [-180, 180], elevation in
+[-90, 90]). Checkpoints (``--init_param``, ``--resume``) are loaded weights-only.
 """
 
 import contextlib
@@ -19,6 +20,7 @@ from espnet2_gram.localization.doa_metrics import read_utt2doa  # noqa: E402
 from espnet2_gram.tasks.doa import DOATask  # noqa: E402
 from espnet2_gram.utils.cli import run  # noqa: E402
 from espnet2_gram.utils.datacheck import check_task_data  # noqa: E402
+from espnet2_gram.utils.safe_load import guard_espnet_loading  # noqa: E402
 
 
 def get_parser():
@@ -27,6 +29,7 @@ def get_parser():
 
 def main(cmd=None) -> None:
     argv = sys.argv[1:] if cmd is None else list(cmd)
+    guard_espnet_loading()
     if "--print_config" not in argv:
         check_task_data(argv, {"doa": lambda p: read_utt2doa(p, require_distance=False)})
     DOATask.main(cmd=argv)

@@ -9,12 +9,16 @@ Chunk outputs are put back in place (``<chunk_dir>/utt2recording``), cut to the 
 length and decoded (ACCDOA: active when the vector is longer than ``--threshold``; multi-ACCDOA:
 close tracks of a class merged); rows are ``frame, class, track, azimuth, elevation``.
 Score with ``python -m espnet2_gram.bin.score_seld --ref_dir <chunk_dir>/metadata``.
+The CSVs are written to a temporary folder that replaces ``pred`` when all are written; an
+earlier ``pred`` is removed first, so a failed run leaves none behind.
 """
 
 import argparse
 import contextlib
 import logging
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
@@ -25,11 +29,12 @@ import torch  # noqa: E402
 
 from espnet2_gram.localization.accdoa import decode_multi_accdoa, decode_single_accdoa  # noqa: E402
 from espnet2_gram.localization.inference import (add_inference_arguments, batches,  # noqa: E402
-                                                 load_trained)
+                                                 check_inference_data, load_trained)
 from espnet2_gram.simulation.dcase import write_dcase_csv  # noqa: E402
 from espnet2_gram.simulation.geometry import cart_to_sph  # noqa: E402
 from espnet2_gram.tasks.seld import SELDTask  # noqa: E402
-from espnet2_gram.utils.cli import run, setup_logging  # noqa: E402
+from espnet2_gram.utils.cli import naming, run, setup_logging  # noqa: E402
+from espnet2_gram.utils.datadir import DataDirError, check_same_keys  # noqa: E402
 from espnet2_gram.utils.fileio import read_kv  # noqa: E402
 
 
@@ -45,6 +50,25 @@ def dcase_rows(events):
     return rows
 
 
+def read_chunk_dir(chunk_dir: Path) -> tuple:
+    """``({chunk: [recording, start, frames]}, {recording: frames})`` of ``make_seld_data``."""
+    placement, lengths = {}, {}
+    for name, table, form in (("recordings", lengths, "frames"),
+                              ("utt2recording", placement, "recording start frames")):
+        for key, value in read_kv(chunk_dir / name).items():
+            parts = value.split()
+            numbers = parts if table is lengths else parts[1:]
+            if len(parts) != len(form.split()) or not all(n.isdigit() for n in numbers):
+                raise DataDirError(f"{chunk_dir / name}: {key}: expected '{form}', got"
+                                   f" {value!r}")
+            table[key] = parts if table is placement else int(parts[0])
+    unknown = sorted({rec for rec, _, _ in placement.values()} - set(lengths))
+    if unknown:
+        raise DataDirError(f"{chunk_dir / 'utt2recording'}: recordings missing from"
+                           f" {chunk_dir / 'recordings'}: {unknown[:5]}")
+    return placement, lengths
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,8 +79,14 @@ def main(argv=None) -> None:
     setup_logging()
     torch.set_num_threads(args.num_threads)
     chunk_dir = Path(args.chunk_dir)
-    placement = {utt: v.split() for utt, v in read_kv(chunk_dir / "utt2recording").items()}
-    lengths = {rec: int(n) for rec, n in read_kv(chunk_dir / "recordings").items()}
+    pred_dir = Path(args.output_dir) / "pred"
+    if pred_dir.exists():
+        shutil.rmtree(pred_dir)
+    check_inference_data(args)
+    placement, lengths = read_chunk_dir(chunk_dir)
+    speech = args.data_path_and_name_and_type[0][0]
+    check_same_keys({f"{chunk_dir / 'utt2recording'}": placement,
+                     speech: read_kv(speech, allow_empty_value=True)}, "--chunk_dir")
     model, train_args = load_trained(SELDTask, args.train_config, args.model_file, args.device)
     ends = {rec: n for rec, n in lengths.items()}  # the last chunk may run past the end
     for rec, start, n in placement.values():
@@ -74,12 +104,20 @@ def main(argv=None) -> None:
             for key, out in zip(keys, pred.cpu().numpy()):
                 rec, start, n = placement[key][0], int(placement[key][1]), int(placement[key][2])
                 outputs[rec][start:start + n] = out
-    pred_dir = Path(args.output_dir) / "pred"
-    for rec, out in outputs.items():
-        out = out[:lengths[rec]]
-        events = (decode_multi_accdoa(out, args.threshold) if model.tracks > 1
-                  else decode_single_accdoa(out[:, 0], args.threshold))
-        write_dcase_csv(pred_dir / f"{rec}.csv", dcase_rows(events))
+    pred_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".pred.", dir=pred_dir.parent))
+    try:
+        with naming(tmp):
+            for rec, out in outputs.items():
+                out = out[:lengths[rec]]
+                events = (decode_multi_accdoa(out, args.threshold) if model.tracks > 1
+                          else decode_single_accdoa(out[:, 0], args.threshold))
+                write_dcase_csv(tmp / f"{rec}.csv", dcase_rows(events))
+        tmp.chmod(0o755)
+        tmp.rename(pred_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
     logging.info("%d recordings -> %s", len(outputs), pred_dir)
 
 

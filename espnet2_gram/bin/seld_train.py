@@ -6,7 +6,8 @@
         --valid_data_path_and_name_and_type ... --output_dir exp/downstream/seld_foa_gram_probe
 
 Chunks and targets come from ``espnet2_gram.bin.make_seld_data``; every file of a split must
-name the same chunks (checked first).
+name the same chunks, and no scp entry may run a command (checked first). Checkpoints
+(``--init_param``, ``--resume``) are loaded weights-only.
 """
 
 import contextlib
@@ -18,6 +19,7 @@ with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
 from espnet2_gram.tasks.seld import SELDTask  # noqa: E402
 from espnet2_gram.utils.cli import run  # noqa: E402
 from espnet2_gram.utils.datacheck import check_task_data  # noqa: E402
+from espnet2_gram.utils.safe_load import guard_espnet_loading  # noqa: E402
 
 
 def get_parser():
@@ -26,6 +28,7 @@ def get_parser():
 
 def main(cmd=None) -> None:
     argv = sys.argv[1:] if cmd is None else list(cmd)
+    guard_espnet_loading()
     if "--print_config" not in argv:
         check_task_data(argv)
     SELDTask.main(cmd=argv)

@@ -4,9 +4,9 @@ import argparse
 from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
-import torch
-
 from ..packing import check_state_dict
+from ..utils.datacheck import check_triplets
+from ..utils.safe_load import load_weights
 
 
 def load_trained(task, train_config, model_file, device: str = "cpu"):
@@ -16,7 +16,7 @@ def load_trained(task, train_config, model_file, device: str = "cpu"):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{option} {path}: no such file")
     model, train_args = task.build_model_from_file(train_config, None, device)
-    state = torch.load(model_file, map_location=device, weights_only=True)
+    state = load_weights(model_file, device, label=f"--model_file {model_file}")
     check_state_dict(model, state, str(model_file))
     model.load_state_dict(state, strict=True)
     return model.eval(), train_args
@@ -32,6 +32,11 @@ def batches(task, train_args: argparse.Namespace, triplets: Sequence[Tuple[str, 
         batch_size=batch_size, dtype="float32", num_workers=0, inference=True,
     )
     yield from loader
+
+
+def check_inference_data(args: argparse.Namespace) -> None:
+    """The data files exist, name the same utterances and run no command."""
+    check_triplets("--data_path_and_name_and_type", args.data_path_and_name_and_type)
 
 
 def add_inference_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,8 @@
 
 Data: ``speech`` (a ``sound`` wav.scp of source clips). With ``--scene_conf bank_dir=...``
 each clip becomes a new naturalistic scene in the data-loader workers at every draw; without
-it the audio must already have the channel count of the chosen frontend.
+it the audio must already have the channel count of the chosen frontend. The entry point
+(``espnet2_gram.bin.gram_train``) checks the audio before training (``--audio_check``).
 """
 
 import argparse
@@ -23,6 +24,7 @@ from ..gram.encoder import GRAMEncoder
 from ..gram.espnet_model import ESPnetGRAMModel
 from ..gram.masking import FrequencyMasking, InverseBlockMasking, RandomMasking, TimeMasking
 from ..gram.scene_preprocessor import SceneSimulator
+from ..utils.datacheck import AUDIO_POLICIES
 from .common import PaddedBatches, add_init_argument
 
 FORMAT_OF_FRONTEND = {"mono": "mono", "binaural": "binaural", "foa": "foa"}
@@ -78,6 +80,13 @@ class GRAMTask(PaddedBatches, AbsTask):
         group.add_argument("--use_preprocessor", type=str2bool, default=True,
                            help="Simulate scenes (or check channels) in the data loader")
         group.add_argument(
+            "--audio_check", choices=AUDIO_POLICIES, default="refuse",
+            help="Before training, read the header of every audio file (and of the scene noise"
+                 " files): refuse stops on unreadable or empty files and a wrong sample rate or"
+                 " channel count, naming them; skip leaves them out (filtered lists in"
+                 " <output_dir>/data_check); off checks nothing",
+        )
+        group.add_argument(
             "--scene_conf", action=NestedDictAction, default=dict(),
             help="On-the-fly scenes (SceneSimulator options): bank_dir, noise_scp, fs,"
                  " clip_seconds, snr_range, clean_ratio, fade_seconds, ...",
@@ -96,6 +105,18 @@ class GRAMTask(PaddedBatches, AbsTask):
         conf.setdefault("fs", args.frontend_conf.get("fs", 32000))
         conf.setdefault("seed", args.seed)
         return SceneSimulator(train=train, **conf)
+
+    @classmethod
+    def audio_requirements(cls, args: argparse.Namespace) -> Tuple[int, Optional[int], str]:
+        """``(sample rate, channel count or None for any, who expects them)`` of the source
+        audio; opens the RIR bank of on-the-fly scenes, so that a bad bank fails here."""
+        preprocess = cls.build_preprocess_fn(args, train=True)
+        if isinstance(preprocess, SceneSimulator):
+            bank = preprocess.bank  # opened here, so that a bad bank fails before training
+            return preprocess.fs, None, (f"the scenes of the RIR bank {bank.dir}" if bank
+                                         else "the scenes (--scene_conf)")
+        fs = frontend_choices.get_class(args.frontend)(**args.frontend_conf).fs
+        return fs, INPUT_CHANNELS[args.frontend], f"--frontend {args.frontend}"
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:

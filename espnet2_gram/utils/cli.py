@@ -1,15 +1,21 @@
 """Shared command-line plumbing for ``python -m espnet2_gram.bin.*`` entry points."""
 
 import argparse
+import contextlib
 import dataclasses
 import logging
+import pickle
 import sys
+import zipfile
 from pathlib import Path
 
 import yaml
 
-# Errors caused by the user's input: reported in one line, exit code 1, no traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, KeyError)
+# Errors caused by the user's input or the machine (a missing or unreadable file, a full disk,
+# a truncated archive or pickle): reported in one line, exit code 1, no traceback. Loaders
+# re-raise what they catch as ValueError naming the file; other exceptions stay tracebacks.
+USER_ERRORS = (ValueError, KeyError, OSError, zipfile.BadZipFile, EOFError,
+               pickle.UnpicklingError, yaml.YAMLError)
 
 
 def str2bool(value: str) -> bool:
@@ -51,10 +57,22 @@ def build_dataclass(cls, mapping: dict, section: str):
     return cls(**mapping)
 
 
+@contextlib.contextmanager
+def naming(path):
+    """Re-raise an ``OSError`` that names no file (a full disk, a quota) naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e
+
+
 def run(main, argv=None) -> None:
     """Call ``main(argv)``; user errors end the process with a one-line message."""
     try:
         main(argv)
     except USER_ERRORS as e:
-        print(f"ERROR: {e}", file=sys.stderr)
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        print(f"ERROR: {'; '.join(lines) or type(e).__name__}", file=sys.stderr)
         sys.exit(1)

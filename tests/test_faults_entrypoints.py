@@ -20,14 +20,14 @@ from espnet2_gram import embeddings, hear
 from espnet2_gram.bin import (cls_train, convert_gramt, doa_inference, doa_train,
                               extract_embeddings, gram_train, score_doa, seld_inference,
                               seld_train)
-from espnet2_gram.localization.doa_model import ESPnetDOAModel
 from espnet2_gram.heads import IdentityEncoder
+from espnet2_gram.localization.doa_model import ESPnetDOAModel
 from espnet2_gram.packing import main as pack_main
 from espnet2_gram.utils import datacheck
 from espnet2_gram.utils.cli import run
 
-from test_faults_untrusted import (FS, _restore_torch_env, call, gram_argv,  # noqa: F401
-                                   one_line_error, world, write_wavs)
+from test_faults_untrusted import (FS, _restore_torch_env, call,  # noqa: F401 (fixtures)
+                                   one_line_error, world)
 
 TRAIN, VALID = "--train_data_path_and_name_and_type", "--valid_data_path_and_name_and_type"
 

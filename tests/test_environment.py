@@ -128,6 +128,8 @@ FAKE_TOOL = textwrap.dedent(
     case "$*" in
       --version) echo "uv ${FAKE_UV_VERSION:-0.13.9}" ;;
       *check_env.py*) exit "${FAKE_CHECK_RC:-0}" ;;
+      "pip sync"*)  # uv takes the venv's own .lock: ensure_env.sh must not hold it
+        flock -w 2 "$(dirname "$0")/../.lock" true || { echo "venv .lock held" >&2; exit 7; } ;;
     esac
     exit 0
     """

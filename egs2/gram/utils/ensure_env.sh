@@ -57,7 +57,7 @@ fi
 # Slow path: serialize concurrent callers, then check again.
 mkdir -p "${venv}"
 if command -v flock >/dev/null 2>&1; then
-  exec 9>"${venv}/.lock"
+  exec 9>"${venv}/.ensure_env.lock"  # not .lock: uv locks that one itself
   flock 9
   if up_to_date; then
     exit 0

@@ -26,8 +26,8 @@ from espnet2_gram.packing import main as pack_main
 from espnet2_gram.utils import datacheck
 from espnet2_gram.utils.cli import run
 
-from test_faults_untrusted import (FS, _restore_torch_env, call,  # noqa: F401 (fixtures)
-                                   one_line_error, world)
+from fault_world import FS
+from test_faults_untrusted import call, one_line_error
 
 TRAIN, VALID = "--train_data_path_and_name_and_type", "--valid_data_path_and_name_and_type"
 

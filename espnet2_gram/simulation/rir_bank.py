@@ -198,7 +198,6 @@ def merge_bank(out_dir) -> dict:
 def _load_scp(scp: Path):
     """kaldiio's lazy reader of a bank's scp, ark paths resolved against the bank's folder
     (banks of older versions, with paths relative to the working directory, still open)."""
-    import kaldiio
 
     bank_dir = scp.parent.absolute()
     found: Dict[str, bool] = {}

@@ -34,6 +34,7 @@ gram_args=""          # extra options for espnet2_gram.bin.gram_train, e.g. "--m
 corpora=""            # stage 1: corpora to prepare (local/data.sh --corpus ...)
 fs=16000              # sample rate of everything after stage 2
 mono_policy=first     # multichannel sources: first | mean
+overwrite=false       # stages 2 and 4: redo outputs made with other settings (else refused)
 pretrain_sets=""      # data dirs of source clips for pretraining
 pretrain_valid_set="" # data dir of validation clips for pretraining
 eval_sets=""          # data dirs rendered as fixed naturalistic evaluation sets
@@ -110,6 +111,7 @@ check_int fs 1
 for v in num_train_packs num_eval_packs num_seld_train num_seld_test; do check_int "${v}" 0; done
 check_words formats binaural foa
 [[ "${mono_policy}" =~ ^(first|mean)$ ]] || die "--mono_policy: expected first or mean, got '${mono_policy}'"
+[[ "${overwrite}" =~ ^(true|false)$ ]] || die "--overwrite: expected true or false, got '${overwrite}'"
 check_words downstream_models gram gram_random logmel
 check_words downstream_modes probe finetune
 check_words cls_conditions naturalistic clean
@@ -141,7 +143,8 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   for dset in $(echo ${pretrain_sets} ${pretrain_valid_set} ${eval_sets} ${downstream_train_sets} ${noise_set} ${seld_train_source} ${seld_test_source} | tr ' ' '\n' | sort -u); do
     ${train_cmd} "${expdir}/format/log/${dset}.log" \
       ${python} -m espnet2_gram.bin.format_data --in_dir "${datadir}/${dset}" \
-        --out_dir "${dumpdir}/raw/${dset}" --fs "${fs}" --mono_policy "${mono_policy}" --nj "${nj}"
+        --out_dir "${dumpdir}/raw/${dset}" --fs "${fs}" --mono_policy "${mono_policy}" --nj "${nj}" \
+        --overwrite "${overwrite}"
   done
 fi
 
@@ -169,13 +172,13 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
       ${train_cmd} "${expdir}/eval_sets/log/${dset}_${fmt}.log" \
         ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
           --bank_dir "${expdir}/rir_bank/eval_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
-          --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 2))
+          --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 2)) --overwrite "${overwrite}"
     done
     for dset in ${downstream_train_sets}; do
       ${train_cmd} "${expdir}/eval_sets/log/${dset}_${fmt}.log" \
         ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
           --bank_dir "${expdir}/rir_bank/train_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
-          --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 5))
+          --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 5)) --overwrite "${overwrite}"
     done
     for split in train test; do
       if [ "${split}" = train ]; then src=${seld_train_source}; num=${num_seld_train}; split_seed=$((seed + 3))

@@ -101,6 +101,7 @@ RUN_SH_BAD = [
     (["--formats", "foa ambisonics"], ["--formats", "'ambisonics'"]),
     (["--formats", "*"], ["--formats", "'*'"]),
     (["--mono_policy", "median"], ["--mono_policy", "first or mean", "'median'"]),
+    (["--overwrite", "yes"], ["--overwrite", "true or false", "'yes'"]),
     (["--downstream_models", "wav2vec"], ["--downstream_models", "'wav2vec'"]),
     (["--downstream_modes", "train"], ["--downstream_modes", "probe finetune"]),
     (["--cls_conditions", "dry"], ["--cls_conditions", "'dry'"]),

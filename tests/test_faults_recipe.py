@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from checkout import copy_checkout
+
 REPO = Path(__file__).resolve().parents[1]
 UTILS = REPO / "egs2" / "gram" / "utils"
 
@@ -42,15 +44,7 @@ def bash(args, cwd, env=None):
 def recipe(tmp_path_factory):
     """A copy of the repository (tracked and new files), with a python3 that does nothing and
     fails unless PYTHON3_RC=0 (bad options must be refused before any Python runs)."""
-    root = tmp_path_factory.mktemp("recipe")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        src = REPO / name
-        if src.is_file():
-            dst = root / name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
+    root = copy_checkout(tmp_path_factory.mktemp("recipe"))
     trap = tmp_path_factory.mktemp("bin") / "python3"
     trap.write_text("#!/bin/sh\necho 'python3 must not run here' >&2\nexit ${PYTHON3_RC:-97}\n")
     trap.chmod(0o755)

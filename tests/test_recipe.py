@@ -13,7 +13,8 @@ from espnet2_gram.simulation.dcase import read_dcase_csv
 from espnet2_gram.simulation.rir_bank import RIRBank
 from espnet2_gram.utils.datadir import read_data_dir
 
-REPO = Path(__file__).resolve().parents[1]
+from checkout import copy_checkout
+
 SMALL = ["--num_train_packs", "3", "--num_eval_packs", "2", "--num_seld_train", "1",
          "--num_seld_test", "1", "--eval_sets", "demo_test"]
 
@@ -29,22 +30,12 @@ def run_recipe(root: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def recipe_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recipe")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        src = REPO / name
-        if src.is_file():
-            dst = root / name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(src.read_bytes())
-            dst.chmod(src.stat().st_mode)
+    root = copy_checkout(tmp_path_factory.mktemp("recipe"))
     run_recipe(root, "--stop_stage", "4", *SMALL)
     return root
 
 
-def test_stages_1_to_4_produce_data_banks_and_evaluation_sets(recipe_root, monkeypatch):
-    monkeypatch.chdir(recipe_root)  # like ESPnet's, the bank's scp paths are recipe-relative
+def test_stages_1_to_4_produce_data_banks_and_evaluation_sets(recipe_root):
     dump = recipe_root / "dump"
     for name in ("demo_train", "demo_valid", "demo_test", "demo_noise"):
         assert read_data_dir(recipe_root / "data" / name)["wav.scp"]

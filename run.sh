@@ -14,7 +14,8 @@
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run.sh) $*"; }
-die() { echo "run.sh: error: $*" >&2; exit 1; }
+prog=run.sh
+. egs2/gram/utils/lib_options.sh   # die, check_int, check_words, check_stages
 
 # General options (each can be given as --name value).
 stage=1
@@ -82,28 +83,7 @@ fi
 . egs2/gram/utils/parse_options.sh
 
 # Every option is checked before anything is written (no log, no venv, no data).
-# check_int <name> <min> [<max>]: the option is a decimal integer in range (normalised).
-check_int() {
-  local name=$1 min=$2 max=${3:-} value=${!1} want="an integer >= $2"
-  [ -z "${max}" ] || want="an integer from ${min} to ${max}"
-  if [[ ! "${value}" =~ ^[0-9]{1,9}$ ]] || [ $((10#${value})) -lt "${min}" ] \
-      || { [ -n "${max}" ] && [ $((10#${value})) -gt "${max}" ]; }; then
-    die "--${name}: expected ${want}, got '${value}'"
-  fi
-  printf -v "${name}" '%d' "$((10#${value}))"
-}
-# check_words <name> <allowed>...: every word of the option is one of <allowed>.
-check_words() {
-  local name=$1 w words; shift
-  read -ra words <<< "${!name}"
-  for w in ${words[@]+"${words[@]}"}; do
-    [[ " $* " == *" ${w} "* ]] || die "--${name}: expected words from: $*, got '${w}'"
-  done
-}
-check_int stage 1 10
-check_int stop_stage 1 10
-[ "${stop_stage}" -ge "${stage}" ] \
-  || die "--stop_stage: expected a stage from --stage (${stage}) to 10, got '${stop_stage}'"
+check_stages 10
 check_int nj 1
 check_int ngpu 0
 check_int seed 0

@@ -315,3 +315,8 @@ def test_recipe_refuses_bad_options():
     assert proc.returncode != 0 and "binaural or foa" in proc.stderr
     proc = run_recipe("--no_such_option", "1", check=False)
     assert proc.returncode != 0
+    for args, words in ((["--stage", "7"], "--stage: expected an integer from 1 to 6, got '7'"),
+                        (["--stage", "3", "--stop_stage", "2"], "--stop_stage: expected a stage"),
+                        (["--nj", "two"], "--nj: expected an integer >= 1, got 'two'")):
+        proc = run_recipe(*args, check=False)
+        assert proc.returncode == 1 and f"asr_demo/run.sh: error: {words}" in proc.stderr

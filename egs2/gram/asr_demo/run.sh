@@ -18,7 +18,7 @@ set -euo pipefail
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (asr_demo/run.sh) $*"; }
 
 stage=1
-stop_stage=100
+stop_stage=6
 format=binaural         # binaural | foa: the RIR banks and the packed GRAM model used
 nj=2                    # jobs of stage 3 (stage 1 runs one job per set)
 inference_nj=2          # jobs of stage 5
@@ -76,10 +76,12 @@ if [ ! -f path.sh ] || [ ! -d espnet2_gram ]; then
   echo "$0: ERROR: run this recipe from the repository root (egs2/gram/asr_demo/run.sh)" >&2
   exit 1
 fi
-case "${format}" in binaural | foa) ;; *)
-  echo "$0: ERROR: --format must be binaural or foa, got '${format}'" >&2
-  exit 1 ;;
-esac
+prog=asr_demo/run.sh
+. egs2/gram/utils/lib_options.sh
+check_stages 6
+[[ "${format}" =~ ^(binaural|foa)$ ]] || die "--format: expected binaural or foa, got '${format}'"
+for v in nj inference_nj fs num_train num_valid num_test nbpe beam_size; do check_int "${v}" 1; done
+check_int seed 0
 
 . ./path.sh
 . ./cmd.sh

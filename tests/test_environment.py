@@ -180,10 +180,12 @@ def test_changed_lock_syncs_checks_then_stamps(fake_root):
     p = ensure_env(fake_root)
     assert p.returncode == 0, p.stderr
     log = calls(fake_root)
-    sync = log.index("uv pip sync --python .venv/bin/python requirements.lock")
-    editable = log.index("uv pip install --python .venv/bin/python --no-deps -e .")
+    sync = log.index("uv pip sync --python .venv/bin/python .venv/.requirements.txt")
     check = log.index("python egs2/gram/utils/check_env.py --lock requirements.lock")
-    assert sync < editable < check
+    assert sync < check
+    # one sync installs the lock and the project: the project is never uninstalled
+    assert (fake_root / ".venv" / ".requirements.txt").read_text() == (
+        "numpy==2.1.0\nuv==0.13.9\n-e .\n")
     assert not any("pip install -q uv" in c for c in log)  # the pinned uv is there
     assert (fake_root / ".venv" / ".installed").read_text().strip() == fingerprint(fake_root)
     (fake_root / ".venv" / "calls").unlink()
@@ -196,7 +198,7 @@ def test_other_uv_version_is_replaced_by_the_pinned_one(fake_root):
     assert p.returncode == 0, p.stderr
     log = calls(fake_root)
     assert log.index("python -m pip install -q uv==0.13.9") < log.index(
-        "uv pip sync --python .venv/bin/python requirements.lock")
+        "uv pip sync --python .venv/bin/python .venv/.requirements.txt")
 
 
 def test_failed_smoke_check_leaves_no_stamp(fake_root):

@@ -4,10 +4,10 @@
 # Run it (do not source it) from the repository root; path.sh and test.sh call it.
 #   * .venv/.installed == sha256(pyproject.toml + requirements.lock)  -> nothing to do
 #   * otherwise: python3 -m venv .venv (when missing); uv (the version the lock pins)
-#     into .venv with pip; `uv pip sync requirements.lock` (installs exactly the
-#     lock's packages, removes any other); the project itself, editable, without
-#     dependencies; then egs2/gram/utils/check_env.py --lock, and only when that
-#     passes the stamp .venv/.installed.
+#     into .venv with pip; `uv pip sync` of the lock plus the project, editable
+#     (exactly these packages: any other is removed); then
+#     egs2/gram/utils/check_env.py --lock, and only when that passes the stamp
+#     .venv/.installed.
 # requirements.lock is rewritten by egs2/gram/utils/refresh_lock.sh.
 # Environment: PYTHON (default python3) is the interpreter used for the venv.
 if [ "${BASH_SOURCE[0]}" != "$0" ]; then
@@ -84,9 +84,10 @@ if [ "${have_uv}" != "${uv_version}" ]; then
   "${venv}/bin/python" -m pip install -q "uv==${uv_version}"
 fi
 
-echo "${prog}: installing ${lock} into ${venv} (uv pip sync) and the project (editable)"
-"${venv}/bin/uv" pip sync --python "${venv}/bin/python" "${lock}"
-"${venv}/bin/uv" pip install --python "${venv}/bin/python" --no-deps -e .
+# One sync of the lock plus the project itself, so that the project is never uninstalled.
+echo "${prog}: installing ${lock} and the project (editable) into ${venv} (uv pip sync)"
+{ cat "${lock}"; echo "-e ."; } >"${venv}/.requirements.txt"
+"${venv}/bin/uv" pip sync --python "${venv}/bin/python" "${venv}/.requirements.txt"
 
 if ! "${venv}/bin/python" egs2/gram/utils/check_env.py --lock "${lock}"; then
   echo "${prog}: error: ${venv} failed its smoke check (above); run ${prog} again after fixing it" >&2

@@ -26,7 +26,8 @@ def check_field_types(cls, mapping: Mapping, where: str) -> None:
         if hint in _SCALARS:
             expected, _, ok = _SCALARS[hint]
             valid = ok(value)
-        elif typing.get_origin(hint) is collections.abc.Sequence:
+        elif (typing.get_origin(hint) is collections.abc.Sequence
+              and typing.get_args(hint)[0] in _SCALARS):
             _, plural, ok = _SCALARS[typing.get_args(hint)[0]]
             default = defaults[key]
             size = len(default) if isinstance(default, (list, tuple)) else None

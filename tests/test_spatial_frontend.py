@@ -1,16 +1,17 @@
 """GRAM feature frontends: paper settings, log-mel reference, intensity vectors, padding."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from espnet2_gram.frontend import (
     BinauralFrontend,
     FOAFrontend,
     MonoFrontend,
-    mel_filterbank,
     per_crop_normalize,
 )
 from espnet2_gram.simulation.geometry import angular_distance_deg, sph_to_cart
@@ -42,22 +43,40 @@ def test_paper_settings_shapes_and_frames():
     assert FOAFrontend().log_offset == 1e-6
 
 
-def test_filterbank_and_logmel_match_torchaudio():
+PRETRAIN_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "conf").glob("*/pretrain_*.yaml"))
+
+
+@pytest.mark.parametrize("config", PRETRAIN_CONFIGS, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_filterbank_and_logmel_match_torchaudio(config):
+    """The demo and paper frontends pool with torchaudio's own filterbank, bit for bit; their
+    log-mels equal torchaudio's MelSpectrogram to float32 rounding. A quiet onset makes the low
+    bands small, where a filterbank built any other way (e.g. float64, then cast) shows."""
     torchaudio = pytest.importorskip("torchaudio")
-    ref_fb = torchaudio.functional.melscale_fbanks(513, 50.0, 16000.0, 128, FS, norm=None,
-                                                   mel_scale="htk")
-    torch.testing.assert_close(mel_filterbank(513, 50.0, 16000.0, 128, FS), ref_fb,
-                               atol=1e-4, rtol=0)
-    x = 0.1 * noise(2, FS, 4, seed=1)
+    conf = yaml.safe_load(config.read_text())
+    cls = {"binaural": BinauralFrontend, "foa": FOAFrontend}[conf["frontend"]]
+    frontend = cls(**conf["frontend_conf"])
+    fs, n_fft, n_mels = frontend.fs, frontend.n_fft, frontend.n_mels
+    ref_fb = torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, frontend.fmin, frontend.fmax,
+                                                   n_mels, fs, norm=None, mel_scale="htk")
+    assert frontend.mel_fb.dtype == torch.float32 and torch.equal(frontend.mel_fb, ref_fb)
+    x = 0.1 * noise(2, fs, frontend.in_channels, seed=1)
+    x = x * torch.linspace(0.0, 1.0, fs)[None, :, None] ** 4
     ref = torchaudio.transforms.MelSpectrogram(
-        sample_rate=FS, n_fft=1024, win_length=1024, hop_length=320, f_min=50.0, f_max=16000.0,
-        n_mels=128, power=2.0, norm=None, mel_scale="htk", center=True, pad_mode="reflect",
+        sample_rate=fs, n_fft=n_fft, win_length=n_fft, hop_length=frontend.hop_length,
+        f_min=frontend.fmin, f_max=frontend.fmax, n_mels=n_mels, power=2.0, norm=None,
+        mel_scale="htk", center=True, pad_mode="reflect",
     )
-    mono, _ = MonoFrontend()(x[..., 0])
-    torch.testing.assert_close(mono[:, 0], torch.log(ref(x[..., 0]) + 1e-5), atol=2e-4, rtol=1e-4)
-    foa, _ = FOAFrontend()(x)
-    expected = torch.log(ref(x.transpose(1, 2)) + 1e-6)
-    torch.testing.assert_close(foa[:, :4], expected, atol=2e-4, rtol=1e-4)
+    feats, _ = frontend(x)
+    expected = torch.log(ref(x.transpose(1, 2)) + frontend.log_offset)
+    assert feats.shape[1] == frontend.out_channels
+    torch.testing.assert_close(feats[:, :frontend.in_channels], expected, atol=2e-6, rtol=0)
+
+
+def test_frontend_builds_on_the_meta_device():
+    # The converter builds models on "meta" to map keys and shapes; the filterbank follows.
+    with torch.device("meta"):
+        frontend = FOAFrontend()
+    assert frontend.mel_fb.device.type == "meta" and frontend.mel_fb.shape == (513, 128)
 
 
 def test_binaural_channels_are_independent_log_mels():

@@ -18,10 +18,10 @@ plane wave with SN3D this is the unit vector pointing at the source), pooled by 
 filterbank as a weighted sum (no log).
 """
 
-import math
 from typing import Optional, Tuple
 
 import torch
+import torchaudio
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
 FORMAT_CHANNELS = {"mono": 1, "binaural": 2, "foa": 4}
@@ -32,31 +32,20 @@ FORMAT_LAYOUT = {
 }
 
 
-def hz_to_mel_htk(f):
-    return 2595.0 * math.log10(1.0 + f / 700.0)
-
-
-def mel_to_hz_htk(m: torch.Tensor) -> torch.Tensor:
-    return 700.0 * (torch.pow(10.0, m / 2595.0) - 1.0)
-
-
 def mel_filterbank(n_freqs: int, fmin: float, fmax: float, n_mels: int,
                    fs: int) -> torch.Tensor:
     """Triangular HTK-scale mel filters without area normalisation, (n_freqs, n_mels) float32.
 
-    Filter ``m`` rises linearly from mel point ``m`` to 1 at point ``m + 1`` and falls back to
-    0 at point ``m + 2``; ``n_mels + 2`` points are equally spaced in mel between ``fmin`` and
-    ``fmax``. FFT bin ``k`` sits at ``k * fs / (2 (n_freqs - 1))`` Hz.
+    Built by ``torchaudio.functional.melscale_fbanks`` (float32 arithmetic), so the weights are
+    bit-identical to the torchaudio ``MelSpectrogram`` the GRAM authors use. Filter ``m`` rises
+    linearly from mel point ``m`` to 1 at point ``m + 1`` and falls back to 0 at point
+    ``m + 2``; ``n_mels + 2`` points are equally spaced in mel between ``fmin`` and ``fmax``.
     """
-    freqs = torch.linspace(0.0, fs / 2.0, n_freqs, dtype=torch.float64)
-    mels = torch.linspace(hz_to_mel_htk(fmin), hz_to_mel_htk(fmax), n_mels + 2,
-                          dtype=torch.float64)
-    edges = mel_to_hz_htk(mels)  # (n_mels + 2,)
-    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
-    f = freqs[:, None]
-    rising = (f - lower) / (centre - lower)
-    falling = (upper - f) / (upper - centre)
-    return torch.clamp(torch.minimum(rising, falling), min=0.0).to(torch.float32)
+    device = torch.get_default_device()  # e.g. "meta" while a model is built for its shapes
+    with torch.device("cpu"):
+        fb = torchaudio.functional.melscale_fbanks(n_freqs, float(fmin), float(fmax), n_mels,
+                                                   fs, norm=None, mel_scale="htk")
+    return fb.to(device=device, dtype=torch.float32)
 
 
 def num_frames(num_samples, hop_length: int):

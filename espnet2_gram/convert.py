@@ -48,6 +48,15 @@ FORMATS = {
     "mono": ("pretrain_binaural.yaml", "mono", 1),
 }
 FORMAT_ALIASES = {"foa": "ambisonics"}
+#: format -> the log offset of the authors' HEAR runtime (``hear_api/feature_helper_gram_t.py``:
+#: ``torch.finfo(float32).eps`` for binaural and mono log-mels; the FOA extractor's own 1e-6).
+#: Written to ``hear_conf.authors_log_offset``, used by ``espnet2_gram.hear`` with
+#: ``compat="authors"`` only; the frontend keeps the training offset.
+AUTHORS_HEAR_LOG_OFFSET = {
+    "binaural": float(torch.finfo(torch.float32).eps),
+    "ambisonics": 1e-6,
+    "mono": float(torch.finfo(torch.float32).eps),
+}
 
 # ----------------------------------------------------------------------------- key map
 #: The key map: (reference key pattern, our key template, transform), one row per tensor kind.
@@ -256,7 +265,9 @@ def target_config(fmt: str, config=None, log_offset: Optional[float] = None) -> 
     ``config``: None (the paper YAML of the format: ``conf/paper/pretrain_binaural.yaml``,
     ``pretrain_foa.yaml``; mono = the binaural one with ``frontend: mono``), a YAML path or a
     mapping.  The decoder's mask token is made a fixed buffer (``learnable_mask_token: false``)
-    and its LayerNorm eps 1e-5 (``norm_eps``), as in the authors' code.  ``log_offset`` overrides ``frontend_conf.log_offset``.
+    and its LayerNorm eps 1e-5 (``norm_eps``), as in the authors' code.  ``log_offset`` overrides
+    ``frontend_conf.log_offset``.  ``hear_conf`` (read by :func:`espnet2_gram.hear.load_model`)
+    gets ``compat: ours`` unless set, and the authors' HEAR runtime log offset of the format.
     """
     fmt = _canonical_format(fmt)
     paper_file, frontend, _ = FORMATS[fmt]
@@ -287,6 +298,8 @@ def target_config(fmt: str, config=None, log_offset: Optional[float] = None) -> 
     if log_offset is not None:
         conf["frontend_conf"] = {**(conf.get("frontend_conf") or {}),
                                  "log_offset": float(log_offset)}
+    conf["hear_conf"] = {"compat": "ours", **(conf.get("hear_conf") or {}),
+                         "authors_log_offset": AUTHORS_HEAR_LOG_OFFSET[fmt]}
     return conf
 
 
@@ -611,13 +624,17 @@ CONVENTIONS = """\
 
 * Features: log-mel with the additive offset of this config (`frontend_conf.log_offset`):
   the authors trained with 1e-5 (binaural, mono) and 1e-6 (Ambisonics); their HEAR runtime
-  uses `torch.finfo(float32).eps` = 1.19e-7 for binaural/mono log-mels (1e-6 for Ambisonics).
+  uses `torch.finfo(float32).eps` = 1.19e-7 for binaural/mono log-mels (1e-6 for Ambisonics),
+  recorded as `hear_conf.authors_log_offset` = {hear_offset:g} and used only by
+  `espnet2_gram.hear.load_model(..., compat="authors")` (or `hear_conf.compat: authors`),
+  which reproduces the authors' HEAR runtime; the default HEAR behaviour differs (see
+  docs/hear.md of espnet2_gram).
 * Each 200-frame chunk is z-scored over (C, F, T) (LayerNorm without affine), as in the
   authors' code; the last chunk is zero-padded (log domain) first.
 * `raw` frames: {rows} rows x {dim} = {raw} values per time column (6144 per 80 ms at the
   paper sizes), row 0 first, padding columns dropped (as the authors' HEAR runtime). The
-  authors' HEAR scene embedding is the mean of the raw frames ({raw} values):
-  `model.extract(wave, strategy="raw").mean(1)`.
+  authors' HEAR scene embedding is the mean of the raw frames ({raw} values) computed with
+  the runtime's log offset: `get_scene_embeddings` with `compat="authors"`.
 * The decoder's mask token is the authors' fixed (never trained) buffer, and its LayerNorms
   use the authors' eps 1e-5 (`decoder_conf.norm_eps`; our own models use 1e-6).
 * FOA input: ACN (W, Y, Z, X), SN3D; feature channels [log-mel W, Y, Z, X, I_y, I_z, I_x].
@@ -658,7 +675,8 @@ def _card(fmt: str, src: Path, sha: str, report: dict, config: dict, model) -> s
         "## Use\n\n```python\nfrom espnet2_gram.packing import load_gram\n"
         "model = load_gram('this/directory')            # ESPnetGRAMModel\n"
         f"emb = model.extract(wave, strategy='raw')      # (B, frames, {raw})\n```\n\n"
-        + CONVENTIONS.format(rows=model.encoder.grid[0], dim=model.encoder.dim, raw=raw)
+        + CONVENTIONS.format(rows=model.encoder.grid[0], dim=model.encoder.dim, raw=raw,
+                             hear_offset=config["hear_conf"]["authors_log_offset"])
     )
 
 
@@ -709,7 +727,7 @@ def convert_checkpoint(src, out_dir, fmt: str = "binaural", config=None,
 
 
 __all__ = [
-    "KEY_MAP", "FORMATS", "load_reference_state_dict", "read_safetensors", "target_config",
-    "build_target_model", "reference_key_shapes", "convert_state_dict", "convert_checkpoint",
+    "KEY_MAP", "FORMATS", "AUTHORS_HEAR_LOG_OFFSET", "load_reference_state_dict",
+    "read_safetensors", "target_config", "build_target_model", "reference_key_shapes", "convert_state_dict", "convert_checkpoint",
     "failed_checks", "match_key",
 ]

@@ -22,9 +22,17 @@ column's frames, ``(first + (patch_time - 1) / 2) * hop`` samples, in millisecon
 columns whose centre lies inside the audio are returned, so the last timestamp is at most
 the duration and within one hop of it.
 
-Scene embeddings. ``scene_strategy="mean"`` (default, as the GRAM authors do): the mean over
-time of the timestamp embeddings, size ``rows * D``; ``"cls"``: the mean of the CLS outputs
-of the (unshifted) 2-s chunks, size ``D``.
+Scene embeddings. ``scene_strategy="mean"`` (default): the mean over time of the timestamp
+embeddings, size ``rows * D``; ``"cls"``: the mean of the CLS outputs of the (unshifted)
+2-s chunks, size ``D``.
+
+``compat="authors"`` reproduces the GRAM authors' HEAR runtime (``hear_api/runtime.py`` of
+GRAM-T) on a converted GRAM-T (:mod:`espnet2_gram.convert`): features with the runtime's log
+offset (``hear_conf.authors_log_offset`` of the converted configuration), one pass, every
+column that holds a real spectrogram frame (``ceil(frames / patch_time)``, the last one
+possibly mostly padding), timestamps ``i * duration / n_timestamps`` (from 0, not centres),
+scene embedding the mean of all those frames. docs/hear.md lists how this differs from the
+default and why the default is ours.
 
 Multichannel extension (not part of HEAR): both functions also take
 ``(n_sounds, n_channels, n_samples)`` with ``n_channels == model.n_channels`` (binaural: left,
@@ -43,8 +51,10 @@ changing the result.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -53,6 +63,8 @@ from torch import nn
 
 HEAR_SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
 SCENE_STRATEGIES = ("mean", "cls")
+#: ``ours``: this module's HEAR behaviour; ``authors``: the GRAM authors' HEAR runtime.
+COMPAT_MODES = ("ours", "authors")
 CHANNEL_LAYOUT = {
     1: "mono",
     2: "binaural (left, right)",
@@ -64,17 +76,36 @@ class GRAMHearModel(nn.Module):
     """A GRAM model (``ESPnetGRAMModel``) with the attributes and extraction HEAR expects.
 
     ``layer``: the encoder layer (``None`` = last; see ``GRAMEncoder.forward_layers``);
-    ``passes``: interleaved time grids (hop = patch column / passes);
+    ``passes``: interleaved time grids (hop = patch column / passes; ``None``: 2, or 1 with
+    ``compat="authors"``, which allows no other value);
     ``max_chunks_per_pass``: at most this many encoder chunks (``crop_frames`` frames of one
-    item) are computed at once, features included.
+    item) are computed at once, features included;
+    ``compat``: one of :data:`COMPAT_MODES` (see the module docstring); ``"authors"`` needs
+    ``authors_log_offset``, the log offset of the authors' HEAR runtime for this model.
     """
 
     def __init__(self, gram, layer: Optional[int] = None, scene_strategy: str = "mean",
-                 passes: int = 2, max_chunks_per_pass: int = 32):
+                 passes: Optional[int] = None, max_chunks_per_pass: int = 32,
+                 compat: str = "ours", authors_log_offset: Optional[float] = None):
         super().__init__()
         if scene_strategy not in SCENE_STRATEGIES:
             raise ValueError(f"scene_strategy must be one of {SCENE_STRATEGIES},"
                              f" got {scene_strategy!r}")
+        if compat not in COMPAT_MODES:
+            raise ValueError(f"compat must be one of {COMPAT_MODES}, got {compat!r}")
+        authors = compat == "authors"
+        if authors:
+            if authors_log_offset is None:
+                raise ValueError("compat='authors' needs authors_log_offset, the log offset of"
+                                 " the GRAM authors' HEAR runtime (hear_conf.authors_log_offset"
+                                 " in the config.yaml of a GRAM-T converted by"
+                                 " espnet2_gram.bin.convert_gramt)")
+            if passes not in (None, 1) or scene_strategy != "mean":
+                raise ValueError("compat='authors' is the authors' runtime: one pass and the"
+                                 " mean scene embedding (passes=None or 1, scene_strategy="
+                                 f"'mean'); got passes={passes}, scene_strategy="
+                                 f"{scene_strategy!r}")
+        passes = (1 if authors else 2) if passes is None else passes
         if int(passes) < 1:
             raise ValueError(f"passes must be >= 1, got {passes}")
         if int(max_chunks_per_pass) < 1:
@@ -84,6 +115,10 @@ class GRAMHearModel(nn.Module):
             raise ValueError(f"layer {layer} out of range for an encoder of depth"
                              f" {encoder.depth} ({-encoder.depth - 1} .. {encoder.depth})")
         self.gram = gram.eval()
+        self.compat = compat
+        if authors:  # the runtime's features: the same frontend with the runtime's log offset
+            self.authors_frontend = copy.deepcopy(gram.frontend)
+            self.authors_frontend.log_offset = float(authors_log_offset)
         self.layer = None if layer is None else int(layer)
         self.scene_strategy = scene_strategy
         self.passes = int(passes)
@@ -109,19 +144,30 @@ class GRAMHearModel(nn.Module):
     # ------------------------------------------------------------------ geometry
     @property
     def hop_ms(self) -> float:
-        """Interval between timestamps in milliseconds (40 ms at the paper settings)."""
+        """Interval between timestamps in milliseconds (40 ms at the paper settings; with
+        ``compat="authors"`` the nominal 80-ms column, the runtime spacing timestamps
+        ``duration / n_timestamps`` apart)."""
         return self.patch_time * self.hop_length / self.passes * 1000.0 / self.sample_rate
 
     @property
     def device(self) -> torch.device:
         return next(self.gram.parameters()).device
 
+    @property
+    def frontend(self) -> nn.Module:
+        """The feature extractor of this mode (the model's own, or the authors' runtime's)."""
+        return self.authors_frontend if self.compat == "authors" else self.gram.frontend
+
     def min_samples(self) -> int:
-        """Shortest audio with one embedding: a column centre inside it, and an STFT."""
-        return max(math.ceil(self.first_centre), self.gram.frontend.n_fft // 2 + 1)
+        """Shortest audio with one embedding: an STFT, and (ours) a column centre inside it."""
+        stft = self.frontend.n_fft // 2 + 1
+        return stft if self.compat == "authors" else max(math.ceil(self.first_centre), stft)
 
     def _columns(self, n_samples: int, p: int) -> int:
-        """Columns of pass ``p`` whose centre lies inside ``n_samples`` samples."""
+        """Columns of pass ``p``: those whose centre lies inside ``n_samples`` samples (ours),
+        or all that hold a real spectrogram frame (authors)."""
+        if self.compat == "authors":
+            return self.gram.encoder.num_frames(1 + n_samples // self.hop_length)
         room = n_samples - self.offsets[p] - self.first_centre
         return 0 if room < 0 else int(room // (self.patch_time * self.hop_length)) + 1
 
@@ -129,7 +175,12 @@ class GRAMHearModel(nn.Module):
         return sum(self._columns(n_samples, p) for p in range(self.passes))
 
     def timestamps_ms(self, n_samples: int) -> torch.Tensor:
-        """``(n_timestamps,)`` float64 centres in milliseconds, increasing."""
+        """``(n_timestamps,)`` float64 times in milliseconds, increasing: column centres
+        (ours), or ``i * duration / n_timestamps`` (authors)."""
+        if self.compat == "authors":
+            n = self._columns(n_samples, 0)
+            step = n_samples / self.sample_rate / n * 1000.0
+            return torch.arange(n, dtype=torch.float64) * step
         column = self.patch_time * self.hop_length
         centres = sorted(self.first_centre + self.offsets[p] + j * column
                          for p in range(self.passes) for j in range(self._columns(n_samples, p)))
@@ -173,7 +224,7 @@ class GRAMHearModel(nn.Module):
         """Features of the STFT frames centred at ``offset + i * hop``, ``start <= i < end``,
         of ``x (B, N, C)``: ``(B, C', F, end - start)``, identical to those of a whole-signal
         STFT (reflect padding at sample 0 and the end only)."""
-        frontend = self.gram.frontend
+        frontend = self.frontend
         hop, n = self.hop_length, x.shape[1]
         context = math.ceil(frontend.n_fft / 2 / hop)  # frames of real signal either side
         a = offset + (start - context) * hop
@@ -185,8 +236,8 @@ class GRAMHearModel(nn.Module):
         return feats[..., first:first + end - start]
 
     def _encode_pass(self, x: torch.Tensor, p: int, strategy: str) -> torch.Tensor:
-        """Pass ``p`` of ``x (B, N, C)``: ``raw`` -> ``(B, columns, rows * D)`` (the columns with
-        a centre inside the audio); ``cls`` -> ``(B, D)``."""
+        """Pass ``p`` of ``x (B, N, C)``: ``raw`` -> ``(B, columns, rows * D)`` (the columns of
+        :meth:`_columns`); ``cls`` -> ``(B, D)``."""
         encoder = self.gram.encoder
         offset = self.offsets[p]
         n_frames = 1 + (x.shape[1] - offset) // self.hop_length
@@ -252,7 +303,7 @@ class GRAMHearModel(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"sample_rate={self.sample_rate}, n_channels={self.n_channels},"
-                f" hop_ms={self.hop_ms:g}, layer={self.layer},"
+                f" compat={self.compat!r}, hop_ms={self.hop_ms:g}, layer={self.layer},"
                 f" scene_strategy={self.scene_strategy!r},"
                 f" timestamp_embedding_size={self.timestamp_embedding_size},"
                 f" scene_embedding_size={self.scene_embedding_size}")
@@ -260,18 +311,42 @@ class GRAMHearModel(nn.Module):
 
 # ---------------------------------------------------------------------- HEAR API
 def load_model(model_file_path: str = "", layer: Optional[int] = None,
-               scene_strategy: str = "mean", passes: int = 2,
-               max_chunks_per_pass: int = 32, device: str = "cpu") -> GRAMHearModel:
+               scene_strategy: str = "mean", passes: Optional[int] = None,
+               max_chunks_per_pass: int = 32, device: str = "cpu",
+               compat: Optional[str] = None) -> GRAMHearModel:
     """A packed GRAM model (directory, ESPnet ``.zip`` or training directory, see
-    :func:`espnet2_gram.packing.load_gram`) as a HEAR model, in eval mode."""
-    from .packing import load_gram
+    :func:`espnet2_gram.packing.load_gram`) as a HEAR model, in eval mode.
+
+    ``compat``: ``"ours"`` or ``"authors"`` (see :class:`GRAMHearModel`); ``None`` takes
+    ``hear_conf.compat`` of the model's configuration, else ``"ours"``.  ``"authors"`` needs
+    ``hear_conf.authors_log_offset``, which the GRAM-T converter writes.
+    """
+    from .packing import _sources, load_gram
 
     if not model_file_path:
         raise ValueError("give the path of a packed GRAM model (a directory with config.yaml"
                          " and model.pth, or its .zip)")
+    config, _, label, _ = _sources(Path(model_file_path), None, random_init=True)
+    hear_conf = config.get("hear_conf") or {}
+    if not isinstance(hear_conf, dict):
+        raise ValueError(f"{label}: hear_conf must be a mapping, got {hear_conf!r}")
+    option = "compat" if compat is not None else f"{label}: hear_conf.compat"
+    mode = hear_conf.get("compat", "ours") if compat is None else compat
+    if mode not in COMPAT_MODES:
+        raise ValueError(f"{option} must be one of {COMPAT_MODES}, got {mode!r}")
+    offset = hear_conf.get("authors_log_offset")
+    if mode == "authors" and offset is None:
+        raise ValueError(
+            f"{option} 'authors' asks for the GRAM authors' HEAR runtime, which only a GRAM-T"
+            f" converted by espnet2_gram.bin.convert_gramt has; {label} is not one (it has no"
+            " hear_conf.authors_log_offset)")
+    if offset is not None and not (isinstance(offset, (int, float)) and offset > 0):
+        raise ValueError(f"{label}: hear_conf.authors_log_offset must be a positive number,"
+                         f" got {offset!r}")
     gram = load_gram(model_file_path, device=device)
     return GRAMHearModel(gram, layer=layer, scene_strategy=scene_strategy, passes=passes,
-                         max_chunks_per_pass=max_chunks_per_pass)
+                         max_chunks_per_pass=max_chunks_per_pass, compat=mode,
+                         authors_log_offset=offset)
 
 
 def get_timestamp_embeddings(audio: torch.Tensor,

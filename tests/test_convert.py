@@ -406,6 +406,26 @@ def test_raw_extraction_equals_the_authors_runtime(converted):
     torch.testing.assert_close(got, want, atol=3e-5, rtol=1e-5)
 
 
+def test_hear_settings_of_converted_models(tmp_path):
+    """The converter records the authors' HEAR runtime log offset (float32 eps for binaural
+    and mono, 1e-6 for FOA) in hear_conf; the frontend keeps the training offset."""
+    eps = float(torch.finfo(torch.float32).eps)
+    for fmt, runtime, training in (("binaural", eps, 1e-5), ("ambisonics", 1e-6, 1e-6),
+                                   ("mono", eps, 1e-5)):
+        conf = cv.target_config(fmt, tiny_config(fmt))
+        assert conf["hear_conf"] == {"compat": "ours", "authors_log_offset": runtime}
+        assert cv.build_target_model(conf).frontend.log_offset == training
+    kept = cv.target_config("binaural", {**TINY, "hear_conf": {"compat": "authors"}})
+    assert kept["hear_conf"] == {"compat": "authors", "authors_log_offset": eps}
+    path = tmp_path / "ref.pt"
+    torch.save(make_reference().state_dict(), path)
+    out, _ = cv.convert_checkpoint(path, tmp_path / "packed", "binaural", config=TINY,
+                                   archive=False)
+    assert yaml.safe_load((out / "config.yaml").read_text())["hear_conf"] == {
+        "compat": "ours", "authors_log_offset": eps}
+    assert f"hear_conf.authors_log_offset` = {eps:g}" in (out / "README.md").read_text()
+
+
 # ------------------------------------------------------------------ checks of fixed buffers
 def test_a_different_position_convention_is_reported_and_refused(tmp_path):
     ref = make_reference()

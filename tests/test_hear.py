@@ -285,3 +285,30 @@ def test_outputs_on_the_inputs_device(packed):
     cpu, _ = hear.get_timestamp_embeddings(audio, hear.load_model(str(packed[1])))
     torch.testing.assert_close(emb.cpu(), cpu, atol=1e-4, rtol=0)
     assert hear.get_scene_embeddings(audio.cuda(), hm).device.type == "cuda"
+
+
+def test_compat_authors_needs_a_converted_gramt(packed, tmp_path):
+    """Our own packed model has no ``hear_conf``: the authors' runtime mode is refused with
+    the file and the option named, whether asked by argument or by config.yaml."""
+    model, path, archive = packed
+    for source in (path, archive):
+        with pytest.raises(ValueError, match=r"compat 'authors' asks for the GRAM authors' HEAR"
+                                             r" runtime.*convert_gramt") as err:
+            hear.load_model(str(source), compat="authors")
+        assert "config.yaml" in str(err.value) and str(source) in str(err.value)
+        assert "hear_conf.authors_log_offset" in str(err.value)
+    edited = tmp_path / "edited"
+    shutil.copytree(path, edited)
+    config = yaml.safe_load((edited / "config.yaml").read_text())
+    (edited / "config.yaml").write_text(yaml.safe_dump({**config,
+                                                        "hear_conf": {"compat": "authors"}}))
+    with pytest.raises(ValueError,
+                       match=r"edited/config.yaml: hear_conf.compat 'authors' asks for"):
+        hear.load_model(str(edited))
+    with pytest.raises(ValueError, match="compat must be one of"):
+        hear.load_model(str(path), compat="hear")
+    with pytest.raises(ValueError, match="needs authors_log_offset"):
+        hear.GRAMHearModel(model, compat="authors")
+    for bad in ({"passes": 2}, {"scene_strategy": "cls"}):
+        with pytest.raises(ValueError, match="one pass and the mean scene embedding"):
+            hear.GRAMHearModel(model, compat="authors", authors_log_offset=1e-7, **bad)

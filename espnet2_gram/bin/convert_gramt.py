@@ -30,8 +30,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="our training YAML to build the model from (default:"
                                     " conf/paper/pretrain_{binaural,foa}.yaml)")
     p.add_argument("--log_offset", type=float,
-                   help="override frontend_conf.log_offset (the authors' HEAR runtime uses"
-                        " 1.1920929e-07 for binaural/mono)")
+                   help="override frontend_conf.log_offset, the training offset (the authors'"
+                        " HEAR runtime offset is recorded in hear_conf.authors_log_offset and"
+                        " used by espnet2_gram.hear with compat='authors')")
     p.add_argument("--allow_missing_decoder", action="store_true",
                    help="accept an encoder-only checkpoint; the decoder keeps a fresh init")
     p.add_argument("--force", action="store_true",

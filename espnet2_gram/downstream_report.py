@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import report_figures
+from .localization.seld_metrics import LENGTH_FROM
 from .utils.fileio import atomic_open
 from .utils.training_log import logged, parse_epochs, plot_curve
 
@@ -121,6 +122,9 @@ def load_scores(path) -> Scores:
         raise ValueError(f"{path}: 'fold' = {fold!r}; expected an integer or null")
     if task == "cls" and data.get("confusion") is not None:
         _check_confusion(data, path)
+    if task == "seld" and "length_from" in data and data["length_from"] not in LENGTH_FROM:
+        raise ValueError(f"{path}: 'length_from' = {data['length_from']!r}; expected one of"
+                         f" {list(LENGTH_FROM)}")
     return Scores(path, task, data["dataset"], data["format"], data["model"], data["mode"],
                   fold, metrics, data)
 
@@ -245,6 +249,24 @@ def comparison_lines(task: str, dataset: str, rows: Sequence[Row]) -> List[str]:
             line += f"; best: {pick(finite, key=lambda vl: vl[0])[1]}"
         lines.append(line)
     return lines
+
+
+def seld_length_lines(rows: Sequence[Row]) -> List[str]:
+    """How the SELD scores of a table took each recording's length (``length_from``)."""
+    runs = defaultdict(list)
+    for s in (s for r in rows for s in r.scores):
+        runs[s.data.get("length_from")].append(s.run)
+
+    def name(key):
+        return (f"{LENGTH_FROM[key]} (`length_from: {key}`)" if key else
+                "not recorded in scores.json")
+
+    if len(runs) == 1:
+        return [f"Recording length in scoring: {name(next(iter(runs)))}."]
+    parts = "; ".join(f"{name(key)}: {', '.join(sorted(set(names)))}"
+                      for key, names in sorted(runs.items(), key=lambda kv: kv[0] or ""))
+    return [f"Recording length in scoring differs between runs, whose scores are therefore"
+            f" not comparable: {parts}."]
 
 
 def markdown_table(task: str, rows: Sequence[Row]) -> List[str]:
@@ -380,7 +402,10 @@ def write_report(exp_dir, out_dir=None) -> Path:
         lines += ["", f"## {TASKS[task]}: {dataset}", ""] + markdown_table(task, rows)
         if any(r.num_folds for r in rows):
             lines += ["", "Mean ± standard deviation (ddof=1) over the folds found."]
-        lines += [""] + [f"- {line}" for line in comparison_lines(task, dataset, rows)]
+        notes = comparison_lines(task, dataset, rows)
+        if task == "seld":
+            notes += seld_length_lines(rows)
+        lines += [""] + [f"- {line}" for line in notes]
         if task == "doa":
             lines += doa_figures(rows, dataset, scores, images)
         elif task == "cls":

@@ -144,8 +144,50 @@ def test_csv_round_trip_5_and_6_columns(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # atomic write leaves nothing behind
 
 
+def test_csv_cartesian_7_columns_read_as_directions(tmp_path):
+    # The DCASE baselines' prediction rows: frame, class, track, x, y, z, distance; vectors of
+    # any length (ACCDOA outputs), direction only.
+    path = tmp_path / "pred.csv"
+    path.write_text("0,1,0,0.0,2.0,0.0,0\n3,0,1,0.5,0,0.5,150.5\n4,2,0,-1,-1e-300,0,0\n")
+    rows = read_dcase_csv(path)
+    assert [r[:3] for r in rows] == [(0, 1, 0), (3, 0, 1), (4, 2, 0)]
+    np.testing.assert_allclose([r[3:] for r in rows], [(90, 0, 0), (0, 45, 150.5), (-180, 0, 0)],
+                               rtol=0, atol=1e-12)
+
+
+def test_csv_full_precision_and_cartesian_writing(tmp_path):
+    rows = [(2, 0, 0, 12.345678901234567, -7.654321), (0, 1, 1, -179.99999, 89.5, 123.456)]
+    exact, cart = tmp_path / "exact.csv", tmp_path / "cart.csv"
+    write_dcase_csv(exact, rows[:1], exact=True)
+    assert exact.read_text() == "2,0,0,12.345678901234567,-7.654321\n"
+    assert read_dcase_csv(exact) == [DcaseRow(*rows[0])]  # bit-exact round trip
+    write_dcase_csv(cart, rows[:1], cartesian=True)
+    fields = cart.read_text().strip().split(",")
+    assert len(fields) == 7 and fields[-1] == "0.0"  # no distance: 0, as the baseline writes
+    back = read_dcase_csv(cart)[0]
+    assert (back.azimuth, back.elevation) == pytest.approx(rows[0][3:], abs=1e-12)
+    write_dcase_csv(cart, rows[1:], cartesian=True)
+    back = read_dcase_csv(cart)[0]
+    assert (back.azimuth, back.elevation, back.distance) == pytest.approx(rows[1][3:], abs=1e-9)
+
+
+def test_csv_frames_beyond_the_recording(tmp_path):
+    path = tmp_path / "pred.csv"
+    path.write_text("0,1,0,10,20\n29,1,0,10,20\n30,1,0,10,20\n")
+    assert len(read_dcase_csv(path, num_frames=31)) == 3
+    with pytest.raises(ValueError, match=r"pred.csv:3: frame 30 is beyond the recording \(30"):
+        read_dcase_csv(path, num_frames=30)
+
+
 @pytest.mark.parametrize("text, bad_line, words", [
     ("0,1,0,10,20\n0,1,0,10\n", 2, "expected 5 or 6"),
+    ("0,1,0,10,20,0,0,0\n", 1, r"expected 5 or 6 .* or 7 \(frame, class, source, x, y, z"),
+    ("0,1,0,1,0,0,0\n0,1,0,10,20\n", 2, "5 fields where the previous lines have 7"),
+    ("0,1,0,1,zero,0,0\n", 1, "bad y 'zero'"),
+    ("0,1,0,1,0,nan,0\n", 1, "bad z 'nan'"),
+    ("0,1,0,0,0,0.0,0\n", 1, "x, y, z = 0, 0, 0 has no direction"),
+    ("0,1,0,1,0,0,-1\n", 1, "distance '-1' must be >= 0"),
+    ("0,1,0,ten,20\n", 1, "bad azimuth 'ten'"),
     ("0,1,0,10,20\n\nx,1,0,10,20\n", 3, "bad frame"),
     ("0,1,0,10,20,30\n1,1,0,200,20,30\n", 2, "azimuth"),
     ("0,1,0,10,95\n", 1, "elevation"),

@@ -74,7 +74,7 @@ def exp(tmp_path):
         (exp / run_name / "train.log").write_text(
             "".join(epoch_line(e, 1.0 / e, 0.3 * e) for e in (1, 2, 3)))
     write_scores(exp, "seld_gram_foa", "starss23", task="seld", format="foa", model="gram",
-                 mode="finetune", num_items=2, classwise=[],
+                 mode="finetune", num_items=2, classwise=[], length_from="reference",
                  metrics={"ER20": 0.4512, "F20": 0.6123, "LE_CD": 21.04, "LR_CD": 0.7,
                           "SELD": 0.3521})
     (exp / "seld_gram_foa" / "train.log").write_text(epoch_line(1, 2.0))
@@ -114,6 +114,9 @@ def test_report_tables_comparisons_and_figures(exp):
     assert seld[1] == ["foa", "GRAM (pretrained)", "finetune", "0.45", "61.2", "21.0", "70.0",
                        "0.352"]
     assert "- SELD score, starss23, foa (finetune): GRAM (pretrained) 0.352" in text
+    assert ("- Recording length in scoring: from the last reference frame, as the official DCASE"
+            " 2023 scorer (predictions after its block ignored) (`length_from: reference`).\n"
+            in text)
 
     images = exp / "images"
     expected = {"doa_error_boxplot_demo_test.png", "cls_confusion_cls_esc50_gram_foa_fold1.png",
@@ -158,6 +161,26 @@ def test_malformed_scores_name_the_file(tmp_path, change, message):
     change(data)
     write_scores(tmp_path, "run1", "esc50", **data)
     with pytest.raises(ValueError, match=f"run1/decode_esc50/scores.json: .*{message}"):
+        make_report.main(["--exp_dir", str(tmp_path)])
+
+
+def test_seld_length_convention_is_reported(tmp_path):
+    seld = dict(task="seld", format="foa", mode="probe", metrics={
+        "ER20": 0.5, "F20": 0.5, "LE_CD": 20.0, "LR_CD": 0.5, "SELD": 0.4})
+    write_scores(tmp_path, "seld_gram", "sim", model="gram", length_from="reference", **seld)
+    write_scores(tmp_path, "seld_logmel", "sim", model="logmel", length_from="both_files",
+                 **seld)
+    write_scores(tmp_path, "seld_old", "sim", model="gram_random", **seld)
+    make_report.main(["--exp_dir", str(tmp_path)])
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert ("- Recording length in scoring differs between runs, whose scores are therefore not"
+            " comparable: not recorded in scores.json:"
+            " seld_old; up to the last labelled or predicted frame (`length_from: both_files`):"
+            " seld_logmel; from the last reference frame") in text
+    assert "(`length_from: reference`): seld_gram." in text
+    write_scores(tmp_path, "seld_bad", "other", model="gram", length_from="audio", **seld)
+    with pytest.raises(ValueError, match="seld_bad/decode_other/scores.json: 'length_from' ="
+                                         " 'audio'; expected one of"):
         make_report.main(["--exp_dir", str(tmp_path)])
 
 

@@ -65,6 +65,7 @@ def test_chunks_tracks_and_bookkeeping(tmp_path, data):
                                   label_hop_seconds=0.1)
     assert recordings == {"rec1": 25}  # ceil(2.5 s / 0.1 s)
     assert read_kv(out / "recordings") == {"rec1": "25"}
+    assert seld_data.read_recordings(out / "recordings") == recordings
     chunks = [f"rec1_chunk{i:04d}" for i in range(3)]
     assert read_kv(out / "utt2recording") == {chunks[0]: "rec1 0 10", chunks[1]: "rec1 10 10",
                                               chunks[2]: "rec1 20 10"}
@@ -145,3 +146,10 @@ def test_class_index_out_of_range_names_the_csv(tmp_path, data):
 def test_chunk_must_be_whole_label_frames(tmp_path, data):
     with pytest.raises(ValueError, match="whole number of label frames"):
         make_seld_chunks(data["dir"], tmp_path / "seld", num_classes=K, chunk_seconds=1.05)
+
+
+def test_read_recordings_names_file_and_key(tmp_path):
+    path = tmp_path / "recordings"
+    path.write_text("rec1 25\nrec2 2.5\n")
+    with pytest.raises(seld_data.DataDirError, match=f"{path}: rec2: expected 'frames', got '2.5'"):
+        seld_data.read_recordings(path)

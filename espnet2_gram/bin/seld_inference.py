@@ -7,8 +7,11 @@
 
 Chunk outputs are put back in place (``<chunk_dir>/utt2recording``), cut to the recording's
 length and decoded (ACCDOA: active when the vector is longer than ``--threshold``; multi-ACCDOA:
-close tracks of a class merged); rows are ``frame, class, track, azimuth, elevation``.
-Score with ``python -m espnet2_gram.bin.score_seld --ref_dir <chunk_dir>/metadata``.
+close tracks of a class merged); rows are ``frame, class, track, azimuth, elevation`` in
+degrees at full precision, or with ``--output_format cartesian`` the 7 columns of the DCASE
+baselines, ``frame, class, track, x, y, z, 0`` (unit vector, distance 0). Score with
+``python -m espnet2_gram.bin.score_seld --ref_dir <chunk_dir>/metadata
+--recordings <chunk_dir>/recordings``.
 The CSVs are written to a temporary folder that replaces ``pred`` when all are written; an
 earlier ``pred`` is removed first, so a failed run leaves none behind.
 """
@@ -30,6 +33,7 @@ import torch  # noqa: E402
 from espnet2_gram.localization.accdoa import decode_multi_accdoa, decode_single_accdoa  # noqa: E402
 from espnet2_gram.localization.inference import (add_inference_arguments, batches,  # noqa: E402
                                                  check_inference_data, load_trained)
+from espnet2_gram.localization.seld_data import read_recordings  # noqa: E402
 from espnet2_gram.simulation.dcase import write_dcase_csv  # noqa: E402
 from espnet2_gram.simulation.geometry import cart_to_sph  # noqa: E402
 from espnet2_gram.tasks.seld import SELDTask  # noqa: E402
@@ -52,16 +56,14 @@ def dcase_rows(events):
 
 def read_chunk_dir(chunk_dir: Path) -> tuple:
     """``({chunk: [recording, start, frames]}, {recording: frames})`` of ``make_seld_data``."""
-    placement, lengths = {}, {}
-    for name, table, form in (("recordings", lengths, "frames"),
-                              ("utt2recording", placement, "recording start frames")):
-        for key, value in read_kv(chunk_dir / name).items():
-            parts = value.split()
-            numbers = parts if table is lengths else parts[1:]
-            if len(parts) != len(form.split()) or not all(n.isdigit() for n in numbers):
-                raise DataDirError(f"{chunk_dir / name}: {key}: expected '{form}', got"
-                                   f" {value!r}")
-            table[key] = parts if table is placement else int(parts[0])
+    lengths = read_recordings(chunk_dir / "recordings")
+    placement = {}
+    for key, value in read_kv(chunk_dir / "utt2recording").items():
+        parts = value.split()
+        if len(parts) != 3 or not all(n.isdigit() for n in parts[1:]):
+            raise DataDirError(f"{chunk_dir / 'utt2recording'}: {key}: expected 'recording"
+                               f" start frames', got {value!r}")
+        placement[key] = parts
     unknown = sorted({rec for rec, _, _ in placement.values()} - set(lengths))
     if unknown:
         raise DataDirError(f"{chunk_dir / 'utt2recording'}: recordings missing from"
@@ -75,6 +77,9 @@ def main(argv=None) -> None:
     add_inference_arguments(p)
     p.add_argument("--chunk_dir", required=True, help="output of make_seld_data")
     p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--output_format", choices=["polar", "cartesian"], default="polar",
+                   help="polar: frame, class, track, azimuth, elevation; cartesian: frame,"
+                   " class, track, x, y, z, distance (0) as the DCASE baselines write")
     args = p.parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.num_threads)
@@ -112,7 +117,8 @@ def main(argv=None) -> None:
                 out = out[:lengths[rec]]
                 events = (decode_multi_accdoa(out, args.threshold) if model.tracks > 1
                           else decode_single_accdoa(out[:, 0], args.threshold))
-                write_dcase_csv(tmp / f"{rec}.csv", dcase_rows(events))
+                write_dcase_csv(tmp / f"{rec}.csv", dcase_rows(events), exact=True,
+                                cartesian=args.output_format == "cartesian")
         tmp.chmod(0o755)
         tmp.rename(pred_dir)
     finally:

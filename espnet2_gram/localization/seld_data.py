@@ -27,7 +27,7 @@ import numpy as np
 from ..simulation.dcase import read_dcase_csv
 from ..utils.audio import load_audio, write_audio
 from ..utils.datadir import DataDirError, read_data_dir, write_data_dir
-from ..utils.fileio import atomic_open, atomic_path, write_kv
+from ..utils.fileio import atomic_open, atomic_path, read_kv, write_kv
 from .accdoa import events_to_tracks
 from .seld_metrics import rows_to_frames
 
@@ -103,3 +103,12 @@ def make_seld_chunks(data_dir, out_dir, num_classes: int, chunk_seconds: float =
     logger.info("%s: %d recordings, %d chunks", out_dir, len(recordings), len(out["wav.scp"]))
     return recordings
 
+
+def read_recordings(path) -> Dict[str, int]:
+    """``{recording: label frames}`` of a ``recordings`` file; errors name the file and key."""
+    out = {}
+    for key, value in read_kv(path).items():
+        if not value.isdigit():
+            raise DataDirError(f"{path}: {key}: expected 'frames', got {value!r}")
+        out[key] = int(value)
+    return out

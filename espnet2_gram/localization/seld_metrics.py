@@ -6,12 +6,20 @@ and unit direction vectors. Frames are scored in non-overlapping blocks of
 ``frames_per_block`` frames (1 s); within a block, the reference and predicted DoAs of a
 class are matched frame by frame (Hungarian algorithm on the great-circle angle) and each
 reference track's matched distances are averaged over the block.
+
+How many blocks a recording has (``LENGTH_FROM``): ``reference``, as the official DCASE 2023
+scorer (``cls_compute_seld_results.py``) derives it, takes the index ``last`` of the last
+reference frame as the number of frames, so with ``B = frames_per_block`` (10) the blocks cover
+frames ``0 .. B * ceil(last / B) - 1``: predictions after that are ignored, and a last
+reference frame on a multiple of ``B`` starts a block that is not scored at all.
+``both_files`` scores up to the last labelled or predicted frame (frames ``0 .. last``).
 """
 
+import logging
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -22,6 +30,13 @@ from ..simulation.geometry import angular_distance_deg, sph_to_cart
 EPS = np.finfo(np.float64).eps
 Events = Mapping[int, Sequence[Tuple[int, float, float, float]]]
 _COUNTS = ("Nref", "TP", "FP", "FP_spatial", "FN", "DE_TP", "DE_FN", "DE_FP", "total_DE")
+LENGTH_FROM = {
+    "reference": "from the last reference frame, as the official DCASE 2023 scorer"
+                 " (predictions after its block ignored)",
+    "both_files": "up to the last labelled or predicted frame",
+}
+
+logger = logging.getLogger(__name__)
 
 
 def rows_to_frames(rows: Iterable[DcaseRow]) -> Dict[int, List[Tuple[int, float, float, float]]]:
@@ -72,11 +87,11 @@ class SeldScorer:
         self.num_recordings = 0
 
     def update(self, ref: Events, pred: Events, num_frames: int) -> None:
-        """Add one recording of ``num_frames`` label frames (events past it extend it)."""
+        """Add one recording scored over ``ceil(num_frames / frames_per_block)`` blocks
+        (see :func:`scored_frames`); events in later blocks are ignored."""
         ref_blocks = _blocks(ref, self.num_classes, self.frames_per_block, "reference")
         pred_blocks = _blocks(pred, self.num_classes, self.frames_per_block, "prediction")
-        last = max([num_frames, *(f + 1 for f in ref), *(f + 1 for f in pred)])
-        for block in range(math.ceil(last / self.frames_per_block)):
+        for block in range(math.ceil(num_frames / self.frames_per_block)):
             loc_fp = loc_fn = 0
             for cls in range(self.num_classes):
                 gt = ref_blocks.get(block, {}).get(cls, {})
@@ -169,6 +184,20 @@ class SeldScorer:
         }
 
 
+def scored_frames(ref: Events, pred: Events, length_from: str = "reference") -> int:
+    """The ``num_frames`` of :meth:`SeldScorer.update` for one recording (see ``LENGTH_FROM``).
+
+    ``reference``: the last reference frame's index, not + 1, as the official code (0 for a
+    reference without events, which the official code cannot score); ``both_files``: the
+    last labelled or predicted frame + 1.
+    """
+    if length_from == "reference":
+        return max(ref, default=0)
+    if length_from == "both_files":
+        return max([0, *(f + 1 for f in ref), *(f + 1 for f in pred)])
+    raise ValueError(f"length_from {length_from!r}; expected one of {list(LENGTH_FROM)}")
+
+
 def _csvs(folder, option: str) -> Dict[str, Path]:
     folder = Path(folder)
     if not folder.is_dir():
@@ -177,11 +206,15 @@ def _csvs(folder, option: str) -> Dict[str, Path]:
 
 
 def score_recordings(ref_dir, hyp_dir, num_classes: int, frames_per_block: int = 10,
-                     threshold: float = 20.0) -> dict:
-    """Score the DCASE CSVs of ``hyp_dir`` against those of ``ref_dir`` (paired by stem,
-    not recursive). A reference without a prediction file has no predictions; a prediction
-    without a reference is an error. Each recording lasts up to its last labelled or
-    predicted frame. Returns :meth:`SeldScorer.compute` plus ``num_recordings``.
+                     threshold: float = 20.0, length_from: str = "reference",
+                     recording_frames: Optional[Mapping[str, int]] = None) -> dict:
+    """Score the DCASE CSVs of ``hyp_dir`` (polar or Cartesian) against those of ``ref_dir``
+    (paired by stem, not recursive), each recording as long as ``length_from`` says.
+
+    A reference without a prediction file has no predictions (the official code skips it);
+    a prediction without a reference is an error. ``recording_frames`` (recording -> label
+    frames, e.g. ``make_seld_data``'s ``recordings``) makes a predicted frame beyond its
+    recording an error. Returns :meth:`SeldScorer.compute` plus ``num_recordings``.
     """
     refs = _csvs(ref_dir, "--ref_dir")
     hyps = _csvs(hyp_dir, "--hyp_dir")
@@ -193,10 +226,20 @@ def score_recordings(ref_dir, hyp_dir, num_classes: int, frames_per_block: int =
             f"--hyp_dir {hyp_dir}: {len(extra)} prediction file(s) without a reference in"
             f" {ref_dir}, e.g. {extra[:5]}"
         )
+    unknown = sorted(set(refs) - set(recording_frames)) if recording_frames is not None else []
+    if unknown:
+        raise ValueError(f"--ref_dir {ref_dir}: recordings without a length: {unknown[:5]}")
     scorer = SeldScorer(num_classes, frames_per_block, threshold)
+    ignored = 0
     for stem, path in refs.items():
         ref = rows_to_frames(read_dcase_csv(path))
-        pred = rows_to_frames(read_dcase_csv(hyps[stem])) if stem in hyps else {}
-        num_frames = max([0, *(f + 1 for f in ref), *(f + 1 for f in pred)])
+        length = None if recording_frames is None else recording_frames[stem]
+        pred = rows_to_frames(read_dcase_csv(hyps[stem], length)) if stem in hyps else {}
+        num_frames = scored_frames(ref, pred, length_from)
+        end = math.ceil(num_frames / frames_per_block) * frames_per_block
+        ignored += sum(len(events) for frame, events in pred.items() if frame >= end)
         scorer.update(ref, pred, num_frames)
+    if ignored:
+        logger.info("%d predicted events after the last scored block ignored (length %s)",
+                    ignored, LENGTH_FROM[length_from])
     return {**scorer.compute(), "num_recordings": scorer.num_recordings}

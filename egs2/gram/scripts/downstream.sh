@@ -183,7 +183,8 @@ case "${task}" in
       --chunk_dir "${chunk_dir}" --device "${device}" --output_dir "${decode_dir}" \
       > "${decode_dir}/inference.log" 2>&1
     ${python} -m espnet2_gram.bin.score_seld --ref_dir "${chunk_dir}/metadata" \
-      --hyp_dir "${decode_dir}/pred" --num_classes "${num_classes}" --out_dir "${decode_dir}" \
+      --recordings "${chunk_dir}/recordings" --hyp_dir "${decode_dir}/pred" \
+      --num_classes "${num_classes}" --out_dir "${decode_dir}" \
       "${report_opts[@]}" ;;
 esac
 log "$(${python} -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d['metrics'].items()})" "${decode_dir}/scores.json")"

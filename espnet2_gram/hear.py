@@ -321,12 +321,12 @@ def load_model(model_file_path: str = "", layer: Optional[int] = None,
     ``hear_conf.compat`` of the model's configuration, else ``"ours"``.  ``"authors"`` needs
     ``hear_conf.authors_log_offset``, which the GRAM-T converter writes.
     """
-    from .packing import _sources, load_gram
+    from .packing import load_gram, model_sources
 
     if not model_file_path:
         raise ValueError("give the path of a packed GRAM model (a directory with config.yaml"
                          " and model.pth, or its .zip)")
-    config, _, label, _ = _sources(Path(model_file_path), None, random_init=True)
+    config, _, label, _ = model_sources(Path(model_file_path), None, random_init=True)
     hear_conf = config.get("hear_conf") or {}
     if not isinstance(hear_conf, dict):
         raise ValueError(f"{label}: hear_conf must be a mapping, got {hear_conf!r}")

@@ -198,7 +198,7 @@ def _parse_config(text, label: str) -> dict:
     return config
 
 
-def _sources(path: Path, model_file: Optional[Path], random_init: bool) -> tuple:
+def model_sources(path: Path, model_file: Optional[Path], random_init: bool) -> tuple:
     """``(config dict, weights path or bytes, config label, weights label)`` of a packed dir,
     an ESPnet ``.zip``, a config.yaml or a .pth."""
     if not path.exists():
@@ -233,7 +233,7 @@ def load_gram(path, model_file=None, device: str = "cpu", random_init: bool = Fa
     """
     from .tasks.gram import GRAMTask
 
-    config, weights, config_label, label = _sources(
+    config, weights, config_label, label = model_sources(
         Path(path), Path(model_file) if model_file else None, random_init)
     args = GRAMTask.get_parser().parse_args([])
     for key, value in config.items():

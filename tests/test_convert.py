@@ -424,6 +424,11 @@ def test_hear_settings_of_converted_models(tmp_path):
     assert yaml.safe_load((out / "config.yaml").read_text())["hear_conf"] == {
         "compat": "ours", "authors_log_offset": eps}
     assert f"hear_conf.authors_log_offset` = {eps:g}" in (out / "README.md").read_text()
+    # hear_conf is a GRAMTask option: the converted config reads back as a training config
+    from espnet2_gram.tasks.gram import GRAMTask
+
+    args = GRAMTask.get_parser().parse_args(["--config", str(out / "config.yaml")])
+    assert args.hear_conf == {"compat": "ours", "authors_log_offset": eps}
 
 
 # ------------------------------------------------------------------ checks of fixed buffers

@@ -3,7 +3,6 @@ CSV pairing, score_seld and the precision of seld_inference's predictions."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 

@@ -76,6 +76,12 @@ class GRAMTask(PaddedBatches, AbsTask):
         group = parser.add_argument_group(description="Task related")
         add_init_argument(group, "Re-initialisation after building the model (None keeps the"
                                  " GRAM init)")
+        group.add_argument(
+            "--hear_conf", action=NestedDictAction, default=dict(),
+            help="How the model serves the HEAR API (espnet2_gram.hear, docs/hear.md): compat"
+                 " (ours | authors), authors_log_offset (written by the GRAM-T converter);"
+                 " not used in training",
+        )
         group = parser.add_argument_group(description="Preprocess related")
         group.add_argument("--use_preprocessor", type=str2bool, default=True,
                            help="Simulate scenes (or check channels) in the data loader")

@@ -70,10 +70,16 @@ def _model_card(config: dict, model, source: Path, extra: str) -> str:
         f"| encoder | ViT {enc.get('depth')} x {enc.get('dim')}, {enc.get('heads')} heads,"
         f" patches {enc.get('patch_size')}, {params / 1e6:.2f} M parameters |\n"
         f"| trained from | `{source}` |\n\n"
-        "## Use\n\n```python\nfrom espnet2_gram.packing import load_gram\n"
-        "model = load_gram('this/directory')            # ESPnetGRAMModel\n"
-        "emb = model.encoder.extract(feats, strategy='mean')\n```\n\n"
-        "As an ESPnet frontend: `frontend: gram` with `frontend_conf: {model_path: this/directory}`;"
+        "## Use\n\n```python\nimport soundfile as sf\nimport torch\n\n"
+        "from espnet2_gram.packing import load_gram\n\n"
+        "model = load_gram('this/directory')  # ESPnetGRAMModel\n"
+        f"audio, fs = sf.read('clip.wav', dtype='float32', always_2d=True)  # {model.frontend.fs}"
+        f" Hz, {model.frontend.in_channels} channel(s) or mono\n"
+        "emb = model.extract(torch.from_numpy(audio)[None], strategy='mean')  # (1, dim)\n"
+        "frames = model.extract(torch.from_numpy(audio)[None], strategy='raw')"
+        "  # (1, frames, rows * dim)\n```\n\n"
+        "As an ESPnet frontend: `frontend: gram` with `frontend_conf: {model_path: this/directory}`"
+        " (the trained model then carries the GRAM weights and architecture itself);"
         " through the HEAR API: `espnet2_gram.hear.load_model('this/directory')`.\n"
         f"{extra}"
     )
@@ -231,6 +237,12 @@ def load_gram(path, model_file=None, device: str = "cpu", random_init: bool = Fa
     them silently). ``random_init``: the same architecture with its initial (untrained)
     weights, drawn from torch's current random state (the "random init" baseline).
     """
+    return load_gram_and_config(path, model_file, device, random_init)[0]
+
+
+def load_gram_and_config(path, model_file=None, device: str = "cpu",
+                         random_init: bool = False) -> tuple:
+    """``(model, training config dict)``, as :func:`load_gram` loads them."""
     from .tasks.gram import GRAMTask
 
     config, weights, config_label, label = model_sources(
@@ -245,13 +257,13 @@ def load_gram(path, model_file=None, device: str = "cpu", random_init: bool = Fa
         raise PackedModelError(f"{config_label}: does not build a GRAM model"
                                f" ({type(e).__name__}: {e})") from e
     if random_init:
-        return model.to(device).eval()
+        return model.to(device).eval(), config
     if isinstance(weights, bytes):
         weights = io.BytesIO(weights)
     state = load_weights(weights, device, label=label)
     check_state_dict(model, state, label)
     model.load_state_dict(state, strict=True)
-    return model.to(device).eval()
+    return model.to(device).eval(), config
 
 
 def check_state_dict(model, state: dict, source: str) -> None:

@@ -2,9 +2,13 @@
 
 ``import espnet2_gram`` installs an import hook: whenever ``espnet2.tasks.<task>`` is imported
 (before or after), ``gram`` is added to its ``frontend_choices`` and ``encoder_choices``
-(classification also gets ``probe``, the HEAR-style MLP on cached embeddings). The
-hook costs nothing until then, so importing the plugin stays light. Entry points that run
-ESPnet's trainers with the plugin loaded: ``python -m espnet2_gram.bin.{asr,cls}_{train,inference}``.
+(classification also gets ``probe``, the HEAR-style MLP on cached embeddings), the
+module's ``initialize`` (ESPnet's ``--init``) leaves the GRAM parts alone, and its tasks'
+``build_model`` refuses an encoder input layer that subsamples ``frontend: gram`` frames and
+writes each GRAM part's architecture into ``<part>_conf.gram_config`` (so ``config.yaml`` is
+self-contained). The hook costs nothing until then, so importing the plugin stays light.
+Entry points that run ESPnet's trainers with the plugin loaded:
+``python -m espnet2_gram.bin.{asr,cls}_{train,inference}``.
 """
 
 import importlib.abc
@@ -19,7 +23,8 @@ ENCODER_TASKS = ("espnet2.tasks.cls", "espnet2.tasks.asr")
 
 
 def register(module) -> None:
-    """Add GRAM to the class choices of an imported ESPnet task module."""
+    """Add GRAM to the class choices of an imported ESPnet task module and adapt its
+    initialisation and model building (once per module)."""
     from .heads import ProbeEncoder
     from .reuse import GRAMESPnetEncoder, GRAMFrontend
 
@@ -30,6 +35,41 @@ def register(module) -> None:
         module.encoder_choices.classes["gram"] = GRAMESPnetEncoder
     if name == "espnet2.tasks.cls" and hasattr(module, "encoder_choices"):
         module.encoder_choices.classes["probe"] = ProbeEncoder
+    if callable(getattr(module, "initialize", None)) and \
+            not hasattr(module.initialize, "espnet_initialize"):
+        module.initialize = _sparing_initialize(module.initialize)
+    from espnet2.tasks.abs_task import AbsTask
+
+    for task in list(vars(module).values()):
+        if isinstance(task, type) and issubclass(task, AbsTask) and \
+                task.__module__ == name and "build_model" in vars(task) and \
+                not hasattr(vars(task)["build_model"].__func__, "espnet_build_model"):
+            task.build_model = _gram_build_model(vars(task)["build_model"].__func__, module)
+
+
+def _sparing_initialize(espnet_initialize):
+    from .reuse import initialize_sparing_gram
+
+    def initialize(model, init: str) -> None:
+        initialize_sparing_gram(model, init, espnet_initialize)
+
+    initialize.espnet_initialize = espnet_initialize
+    return initialize
+
+
+def _gram_build_model(espnet_build_model, module):
+    from .reuse import GRAMFrontend, check_input_layer, record_gram_config
+
+    def build_model(cls, args):
+        model = espnet_build_model(cls, args)
+        frontend = getattr(model, "frontend", None)
+        if isinstance(frontend, GRAMFrontend) and hasattr(module, "encoder_choices"):
+            check_input_layer(args, module.encoder_choices.get_class(args.encoder), frontend)
+        record_gram_config(args, model)
+        return model
+
+    build_model.espnet_build_model = espnet_build_model
+    return classmethod(build_model)
 
 
 class _RegisteringLoader(importlib.abc.Loader):

@@ -61,6 +61,8 @@ def run_task(module, config, out, scp, text, tokens, *extra):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Initialize frontend.gram" not in proc.stderr  # ESPnet's --init leaves GRAM alone
+    assert "Initialize encoder.gram" not in proc.stderr
     return torch.load(out / "1epoch.pth", map_location="cpu", weights_only=True)
 
 

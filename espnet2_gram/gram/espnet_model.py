@@ -79,10 +79,20 @@ class ESPnetGRAMModel(AbsESPnetModel):
     @torch.no_grad()
     def extract(self, speech: torch.Tensor, speech_lengths: torch.Tensor = None,
                 strategy: str = "mean", layer: int = None) -> torch.Tensor:
-        """Embeddings of audio of any length: (B, T) or (B, T, C) at the frontend's rate.
+        """Embeddings of audio of any length: (B, T) or (B, T, C) at the frontend's rate, with
+        C the frontend's channels or 1 (mono, repeated on every channel as ``frontend: gram``
+        does).
 
         ``strategy`` 'mean' / 'cls' give (B, D); 'raw' gives (B, frames, rows * D), one frame
         per patch column (80 ms at the paper settings). Items of a batch share the length T.
         """
-        feats, _ = self.frontend(speech, speech_lengths)
+        want = self.frontend.in_channels
+        if speech.dim() == 2:
+            speech = speech.unsqueeze(-1)
+        if speech.dim() != 3 or speech.shape[-1] not in (1, want):
+            raise ValueError(
+                f"extract: expected audio (batch, samples) or (batch, samples, channels) with"
+                f" {want} channel(s) ({self.frontend.format}) or 1 (mono, repeated), got shape"
+                f" {tuple(speech.shape)}")
+        feats, _ = self.frontend(speech.expand(-1, -1, want), speech_lengths)
         return self.encoder.extract(feats, strategy=strategy, layer=layer)

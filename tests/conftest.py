@@ -20,3 +20,31 @@ def world(tmp_path_factory):
     from fault_world import make_world
 
     return make_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    """A tiny GRAM 'training directory' packed like stage 7 does."""
+    import subprocess
+    import sys
+
+    import torch
+    import yaml
+
+    from espnet2_gram.packing import pack_gram
+    from espnet2_gram.tasks.gram import build_model_from_config
+    from test_gram_task import TINY
+
+    root = tmp_path_factory.mktemp("reuse")
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    printed = subprocess.run([sys.executable, "-m", "espnet2_gram.bin.gram_train", "--config",
+                              str(config), "--print_config"], capture_output=True, text=True,
+                             check=True).stdout
+    exp = root / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(printed)
+    torch.manual_seed(0)
+    model = build_model_from_config(config)
+    torch.save(model.state_dict(), exp / "valid.loss.best.pth")
+    return pack_gram(exp, root / "packed" / "gram_tiny")

@@ -12,29 +12,11 @@ import soundfile as sf
 import torch
 import yaml
 
-from espnet2_gram.packing import PackedModelError, load_gram, pack_gram
-from espnet2_gram.tasks.gram import build_model_from_config
-from test_gram_task import TINY
+from espnet2_gram.packing import PackedModelError, load_gram
 
 FS = 8000
 
 
-@pytest.fixture(scope="module")
-def packed(tmp_path_factory):
-    """A tiny GRAM 'training directory' packed like stage 7 does."""
-    root = tmp_path_factory.mktemp("reuse")
-    config = root / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
-    printed = subprocess.run([sys.executable, "-m", "espnet2_gram.bin.gram_train", "--config",
-                              str(config), "--print_config"], capture_output=True, text=True,
-                             check=True).stdout
-    exp = root / "exp"
-    exp.mkdir()
-    (exp / "config.yaml").write_text(printed)
-    torch.manual_seed(0)
-    model = build_model_from_config(config)
-    torch.save(model.state_dict(), exp / "valid.loss.best.pth")
-    return pack_gram(exp, root / "packed" / "gram_tiny")
 
 
 def write_data(root, name, n, labels):
@@ -72,6 +54,25 @@ TRAINER = {"batch_type": "unsorted", "batch_size": 2, "max_epoch": 1,
            "optim": "adam", "optim_conf": {"lr": 0.01}}
 
 
+def asr_config(model_path, **overrides):
+    """A tiny ASR config with ``frontend: gram``."""
+    config = {
+        **TRAINER, "token_type": "char", "frontend": "gram",
+        "frontend_conf": {"model_path": str(model_path), "fs": FS, "weighted_sum": True,
+                          "freeze_steps": -1},
+        "normalize": None, "specaug": None,
+        "encoder": "transformer", "encoder_conf": {"output_size": 8, "attention_heads": 2,
+                                                   "linear_units": 8, "num_blocks": 1,
+                                                   "input_layer": "linear"},
+        "decoder": "transformer", "decoder_conf": {"attention_heads": 2, "linear_units": 8,
+                                                   "num_blocks": 1},
+        "model_conf": {"ctc_weight": 0.5},
+    }
+    for key, value in overrides.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    return config
+
+
 def assert_gram_weights_kept(state, prefix, packed):
     reference = load_gram(packed).encoder.state_dict()
     for key, value in reference.items():
@@ -83,17 +84,7 @@ def test_asr_trains_with_the_gram_frontend_and_keeps_its_weights(tmp_path, packe
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("<blank>\n<unk>\na\nb\n<space>\n<sos/eos>\n")
     config = tmp_path / "asr.yaml"
-    config.write_text(yaml.safe_dump({
-        **TRAINER, "token_type": "char", "frontend": "gram",
-        "frontend_conf": {"model_path": str(packed), "fs": FS, "freeze_steps": -1},
-        "normalize": None, "specaug": None,
-        "encoder": "transformer", "encoder_conf": {"output_size": 8, "attention_heads": 2,
-                                                   "linear_units": 8, "num_blocks": 1,
-                                                   "input_layer": "linear"},
-        "decoder": "transformer", "decoder_conf": {"attention_heads": 2, "linear_units": 8,
-                                                   "num_blocks": 1},
-        "model_conf": {"ctc_weight": 0.5},
-    }))
+    config.write_text(yaml.safe_dump(asr_config(packed, frontend_conf={"weighted_sum": False})))
     state = run_task("espnet2_gram.bin.asr_train", config, tmp_path / "asr", scp, text, tokens,
                      "text")
     assert_gram_weights_kept(state, "frontend.gram", packed)

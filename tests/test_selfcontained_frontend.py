@@ -14,28 +14,11 @@ import yaml
 
 from espnet2_gram.packing import load_gram
 from espnet2_gram.reuse import GRAMESPnetEncoder, GRAMFrontend, gram_architecture
-from test_reuse import FS, TRAINER, packed, run_task, write_data  # noqa: F401 (fixture)
+from test_reuse import FS, asr_config, run_task, write_data
 
 TOKENS = "<blank>\n<unk>\na\nb\n<space>\n<sos/eos>\n"
 
 
-def asr_config(model_path, **overrides):
-    """A tiny ASR config with ``frontend: gram``."""
-    config = {
-        **TRAINER, "token_type": "char", "frontend": "gram",
-        "frontend_conf": {"model_path": str(model_path), "fs": FS, "weighted_sum": True,
-                          "freeze_steps": -1},
-        "normalize": None, "specaug": None,
-        "encoder": "transformer", "encoder_conf": {"output_size": 8, "attention_heads": 2,
-                                                   "linear_units": 8, "num_blocks": 1,
-                                                   "input_layer": "linear"},
-        "decoder": "transformer", "decoder_conf": {"attention_heads": 2, "linear_units": 8,
-                                                   "num_blocks": 1},
-        "model_conf": {"ctc_weight": 0.5},
-    }
-    for key, value in overrides.items():
-        config[key] = {**config[key], **value} if isinstance(value, dict) else value
-    return config
 
 
 def asr_args(tmp_path, config):

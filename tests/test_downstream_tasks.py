@@ -267,3 +267,20 @@ def test_multi_accdoa_model_trains_and_predicts_three_tracks():
     assert losses[-1] < 0.5 * losses[0]
     with pytest.raises(ValueError, match="num_classes=2"):
         model(x, lengths, torch.zeros(4, 10, 3, 5, 4))
+
+
+def test_doa_init_leaves_a_pretrained_gram_encoder_alone(packed, caplog):
+    """DOATask's --init re-initialises the head only: GRAM keeps the packed weights and ESPnet
+    logs no misleading 'Initialize encoder.gram.*' lines."""
+    from espnet2_gram.packing import load_gram
+    from espnet2_gram.tasks.doa import DOATask
+
+    args = DOATask.get_parser().parse_args([
+        "--encoder", "gram", "--encoder_conf", f"model_path={packed}", "--input_size", "2",
+        "--init", "xavier_uniform"])
+    with caplog.at_level("INFO"):
+        model = DOATask.build_model(args)
+    assert "Initialize encoder.gram" not in caplog.text
+    want = load_gram(packed).encoder.state_dict()
+    got = model.encoder.gram.encoder.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want)

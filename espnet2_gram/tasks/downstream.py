@@ -17,7 +17,7 @@ from espnet2.train.trainer import Trainer
 from espnet2.utils.types import int_or_none
 
 from ..heads import IdentityEncoder
-from ..reuse import GRAMESPnetEncoder
+from ..reuse import GRAMESPnetEncoder, initialize_sparing_gram
 from .common import PaddedBatches, add_init_argument
 
 encoder_choices = ClassChoices(
@@ -64,5 +64,5 @@ class DownstreamTask(PaddedBatches, AbsTask):
         model_class = cls.model_choices.get_class(args.model)
         model = model_class(encoder=cls.build_encoder(args), **args.model_conf)
         if args.init is not None:
-            initialize(model, args.init)
+            initialize_sparing_gram(model, args.init, initialize)
         return model

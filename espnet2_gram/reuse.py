@@ -181,10 +181,12 @@ class PretrainedGRAM(torch.nn.Module):
             feats = self.drop_stub_chunk(feats)
             frames = frames.clamp(max=feats.shape[-1])
             if self.layer_weights is None:
-                out = self.encoder.extract(feats, strategy="raw", layer=self.layer)
+                out = self.encoder.extract(feats, strategy="raw", layer=self.layer,
+                                           lengths=frames)
             else:
                 states = self.encoder.extract(feats, strategy="raw",
-                                              layer=list(range(self.encoder.depth + 1)))
+                                              layer=list(range(self.encoder.depth + 1)),
+                                              lengths=frames)
         if self.layer_weights is not None:
             weights = torch.softmax(self.layer_weights, dim=0)
             out = sum(w * s for w, s in zip(weights, states))

@@ -94,18 +94,25 @@ class GRAMEncoder(nn.Module):
         return idx
 
     def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Tokens entering the first block: ``(B, 1 + N_vis, D)`` (CLS first)."""
+        """Tokens entering the first block: ``(B, 1 + N_vis, D)`` (CLS first).
+
+        Without ``mask``, ``x`` may also hold only the first ``k`` patch columns of a crop
+        (``k * patch_time`` frames): its tokens get the positions of those columns."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"expected input (B, {self.in_channels}, {self.n_mels}, {self.crop_frames}), "
                 f"got {tuple(x.shape)}"
             )
-        if x.shape[-2:] != (self.n_mels, self.crop_frames):
+        t, patch_t = x.shape[-1], self.patch_size[1]
+        leading = mask is None and 0 < t < self.crop_frames and t % patch_t == 0
+        if x.shape[-2] != self.n_mels or not (t == self.crop_frames or leading):
             raise ValueError(
                 f"expected crops of {self.n_mels} mels x {self.crop_frames} frames, got "
                 f"{tuple(x.shape[-2:])}; use extract() for other lengths"
             )
-        tokens = self.patch_embed(x) + self.pos_embed.to(x.dtype)
+        rows, cols = self.grid
+        pos = self.pos_embed.reshape(1, rows, cols, self.dim)[:, :, : t // patch_t]
+        tokens = self.patch_embed(x) + pos.reshape(1, -1, self.dim).to(x.dtype)
         if mask is not None:
             tokens = select_visible(tokens, mask)
         cls = self.cls_token.expand(tokens.shape[0], -1, -1).to(tokens.dtype)
@@ -167,6 +174,7 @@ class GRAMEncoder(nn.Module):
         layer=None,
         max_chunks_per_pass: Optional[int] = None,
         normalize: bool = True,
+        lengths: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Representation of inputs of any length ``x (B, C, F, T)``.
 
@@ -177,6 +185,12 @@ class GRAMEncoder(nn.Module):
 
         Each chunk is z-scored over (C, F, T) first, as the training crops are
         (``per_crop_normalize``); pass ``normalize=False`` for inputs normalised already.
+
+        ``lengths`` (B,): each item's real frames. An item shorter than one crop is then
+        encoded as its real patch columns only (statistics of its real frames; the rest of its
+        last column 0 after normalisation) instead of a zero-padded crop; chunks of padding
+        after it come out as before, and items of a crop or longer are unchanged. Without
+        ``lengths`` every item is padded (the GRAM authors' behaviour, kept for HEAR).
 
         * ``mean``: ``(B, D)``, mean over the patch tokens of all columns that hold real frames;
         * ``cls``: ``(B, D)``, mean of the chunks' CLS outputs;
@@ -196,23 +210,55 @@ class GRAMEncoder(nn.Module):
             raise ValueError("empty input (0 frames)")
         n_chunks = self.num_chunks(t)
         pad = n_chunks * self.crop_frames - t
-        if pad:
-            x = torch.nn.functional.pad(x, (0, pad))
+        padded = torch.nn.functional.pad(x, (0, pad)) if pad else x
         # (B, C, F, n * crop) -> (B * n, C, F, crop), chunk-major within each item.
-        chunks = x.reshape(b, c, f, n_chunks, self.crop_frames).permute(0, 3, 1, 2, 4)
+        chunks = padded.reshape(b, c, f, n_chunks, self.crop_frames).permute(0, 3, 1, 2, 4)
         chunks = chunks.reshape(b * n_chunks, c, f, self.crop_frames)
         if normalize:
             chunks = per_crop_normalize(chunks)
         single = layer is None or isinstance(layer, int)
         wanted = [self.depth if layer is None else layer] if single else [int(l) for l in layer]
         step = max_chunks_per_pass or chunks.shape[0]
-        passes = [self.forward_layers(chunks[i:i + step], wanted)
-                  for i in range(0, chunks.shape[0], step)]
-        pooled = [
-            self._pool(torch.cat([p[k] for p in passes], dim=0), b, n_chunks, t, strategy)
-            for k in range(len(wanted))
-        ]
+        short = ([] if lengths is None else
+                 [i for i, n in enumerate(lengths.tolist()) if 0 < n < self.crop_frames])
+        crops = torch.ones(chunks.shape[0], dtype=torch.bool)
+        crops[[i * n_chunks for i in short]] = False
+        todo = chunks if not short else chunks[crops.to(chunks.device)]
+        passes = [self.forward_layers(todo[i:i + step], wanted)
+                  for i in range(0, todo.shape[0], step)]
+        states = [torch.cat([p[k] for p in passes], dim=0) if passes else None
+                  for k in range(len(wanted))]
+        if short:
+            full = [chunks.new_zeros(chunks.shape[0], 1 + self.num_patches, self.dim)
+                    for _ in wanted]
+            for k, h in enumerate(states):
+                if h is not None:
+                    full[k][crops.to(chunks.device)] = h.to(full[k].dtype)
+            for n in sorted({int(lengths[i]) for i in short}):
+                items = [i for i in short if int(lengths[i]) == n]
+                for k, h in enumerate(self._leading_columns(x[items, ..., :n], wanted,
+                                                            normalize)):
+                    full[k][[i * n_chunks for i in items], : h.shape[1]] = h.to(full[k].dtype)
+            states = full
+        pooled = [self._pool(h, b, n_chunks, t, strategy) for h in states]
         return pooled[0] if single else pooled
+
+    def _leading_columns(self, x: torch.Tensor, wanted: List[int],
+                         normalize: bool) -> List[torch.Tensor]:
+        """Clips shorter than a crop ``(G, C, F, n)`` -> per layer ``(G, 1 + N, D)`` hidden
+        states of their ``ceil(n / patch_time)`` patch columns alone, scattered to their slots
+        in a crop's token order (CLS first; the tokens of absent columns 0)."""
+        if normalize:
+            x = per_crop_normalize(x)
+        columns = self.num_frames(x.shape[-1])
+        x = torch.nn.functional.pad(x, (0, columns * self.patch_size[1] - x.shape[-1]))
+        rows, cols = self.grid
+        out = []
+        for h in self.forward_layers(x, wanted):
+            tokens = h.new_zeros(h.shape[0], rows, cols, self.dim)
+            tokens[:, :, :columns] = h[:, 1:].reshape(h.shape[0], rows, columns, self.dim)
+            out.append(torch.cat([h[:, :1], tokens.reshape(h.shape[0], -1, self.dim)], dim=1))
+        return out
 
     def _pool(self, h: torch.Tensor, b: int, n_chunks: int, t: int, strategy: str):
         """Chunk outputs (B * n, 1 + N, D) -> the representation of ``strategy``."""

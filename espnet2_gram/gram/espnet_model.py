@@ -85,6 +85,8 @@ class ESPnetGRAMModel(AbsESPnetModel):
 
         ``strategy`` 'mean' / 'cls' give (B, D); 'raw' gives (B, frames, rows * D), one frame
         per patch column (80 ms at the paper settings). Items of a batch share the length T.
+        A clip shorter than one crop is encoded as its real patch columns only (see
+        ``GRAMEncoder.extract``), as ``frontend: gram`` does.
         """
         want = self.frontend.in_channels
         if speech.dim() == 2:
@@ -94,5 +96,5 @@ class ESPnetGRAMModel(AbsESPnetModel):
                 f"extract: expected audio (batch, samples) or (batch, samples, channels) with"
                 f" {want} channel(s) ({self.frontend.format}) or 1 (mono, repeated), got shape"
                 f" {tuple(speech.shape)}")
-        feats, _ = self.frontend(speech.expand(-1, -1, want), speech_lengths)
-        return self.encoder.extract(feats, strategy=strategy, layer=layer)
+        feats, frames = self.frontend(speech.expand(-1, -1, want), speech_lengths)
+        return self.encoder.extract(feats, strategy=strategy, layer=layer, lengths=frames)

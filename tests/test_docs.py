@@ -41,7 +41,7 @@ NOT_CODE = {
 # Shell commands that cannot run here: start of the command -> reason.
 NOT_RUNNABLE = {
     "pip install": "installs packages from the network into the user's environment",
-    "grep -v -E '^(torch|torchaudio|nvidia-|cuda-|triton)[=-]' requirements.lock":
+    "grep -v -E '^(torch|torchaudio|triton)==|^(nvidia|cuda)-' requirements.lock":
         "writes a filtered lock to /tmp for the pip install that follows",
     "python3 -m venv ../hearval-venv": "creates a separate environment outside the repository",
     "../hearval-venv/bin/pip install": "downloads the HEAR validator and TensorFlow",

@@ -224,6 +224,8 @@ fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
   log "Stage 6: GRAM pretraining (${formats}) on ${ngpu} GPU(s)"
+  # The audio headers of these lists were checked by stage 5's jobs: not read again here
+  # (nor at every resume); --gram_args "--audio_check refuse" restores the check.
   dist_opts=""
   [ "${ngpu}" -gt 1 ] && dist_opts="--multiprocessing_distributed true"
   for fmt in ${formats}; do
@@ -232,7 +234,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     # shellcheck disable=SC2046,SC2086
     ${cuda_cmd} --gpu "${ngpu}" "${out}/train.log" \
       ${python} -m espnet2_gram.bin.gram_train --ngpu "${ngpu}" ${dist_opts} --resume true \
-        $(gram_common_opts "${fmt}") \
+        $(gram_common_opts "${fmt}") --audio_check off \
         --train_shape_file "${stats}/train/speech_shape" \
         --valid_shape_file "${stats}/valid/speech_shape" \
         --output_dir "${out}" ${gram_args}

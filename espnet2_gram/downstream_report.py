@@ -2,7 +2,8 @@
 
 Reads ``<exp_dir>/<run>/decode_<dataset>/scores.json`` (plus ``doa_errors.tsv`` beside DoA
 scores and ``<exp_dir>/<run>/train.log``) and writes ``<out_dir>/RESULTS.md`` and
-``<out_dir>/images/*.png``.
+``<out_dir>/images/*.png``. A table row gathers the runs of one format, model and mode over
+seeds and folds: the folds of a seed are averaged, then a cell is mean ± std over seeds.
 """
 
 import json
@@ -12,7 +13,7 @@ import platform
 import re
 import subprocess
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -23,20 +24,21 @@ import numpy as np
 from . import report_figures
 from .localization.seld_metrics import LENGTH_FROM
 from .utils.fileio import atomic_open
+from .utils.scoring import FORMATS, MODES
 from .utils.training_log import logged, parse_epochs, plot_curve
 
 logger = logging.getLogger("espnet2_gram.downstream_report")
 
 TASKS = {"cls": "Classification", "doa": "DoA", "seld": "SELD"}
-MODELS = {"gram": "GRAM (pretrained)", "gram_random": "GRAM (random init)", "logmel": "log-mel"}
-FORMATS = ("binaural", "foa", "mono")
-MODES = ("probe", "finetune")
+MODELS = {"gram": "GRAM (pretrained)", "gram_random": "GRAM (random init)", "logmel": "log-mel",
+          "seldnet": "SELDnet (supervised)"}
 REQUIRED = ("task", "dataset", "format", "model", "mode", "metrics")
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A table column: ``scale`` 100 marks a fraction shown in %."""
+    """A table column: ``scale`` 100 marks a fraction shown in %; an ``optional`` metric may be
+    absent from ``scores.json`` and is a column only where some scores of the table have it."""
 
     key: str
     header: str
@@ -44,6 +46,7 @@ class Metric:
     decimals: int
     unit: str
     lower_is_better: bool
+    optional: bool = False
 
 
 METRICS = {
@@ -53,6 +56,7 @@ METRICS = {
             Metric("median_error", "Median err (°)", 1, 1, "°", True),
             Metric("azimuth_error", "Azi err (°)", 1, 1, "°", True),
             Metric("elevation_error", "Ele err (°)", 1, 1, "°", True),
+            Metric("lateral_error", "Lateral err (°)", 1, 1, "°", True, optional=True),
             Metric("acc20", "Acc@20° (%)", 100, 1, "%", False),
             Metric("front_back_confusion", "Front-back (%)", 100, 1, "%", True)),
     "seld": (Metric("ER20", "ER20", 1, 2, "", True),
@@ -61,12 +65,19 @@ METRICS = {
              Metric("LR_CD", "LR_CD (%)", 100, 1, "%", False),
              Metric("SELD", "SELD", 1, 3, "", True)),
 }
+SEED_NOTE = ("Mean ± standard deviation (ddof=1) over seeds, the folds of each seed averaged"
+             " first; a single seed shows its value alone.")
+RULE_NOTE = ("Comparisons: the gap between the best model and the runner-up is set against the"
+             " sum of their standard deviations over seeds, a simple rule of thumb rather than"
+             " a significance test; with fewer than 2 seeds it cannot be judged.")
+LATERAL_NOTE = ("Lateral err: median over utterances of |asin(y_hyp) - asin(y_ref)| on unit"
+                " vectors, the error with front and back folded together.")
 HEADLINE = {"doa": ("median_error", "DoA median error"), "seld": ("SELD", "SELD score")}
 
 
 @dataclass
 class Scores:
-    """One ``scores.json``; ``metrics`` holds floats, NaN for null."""
+    """One ``scores.json``; ``metrics`` holds floats, NaN for null (optional ones if given)."""
 
     path: Path
     task: str
@@ -74,6 +85,7 @@ class Scores:
     format: str
     model: str
     mode: str
+    seed: Optional[int]
     fold: Optional[int]
     metrics: Dict[str, float]
     data: dict
@@ -91,6 +103,13 @@ def _number(value, where: str, fraction: bool) -> float:
     if fraction and not (math.isnan(value) or 0.0 <= value <= 1.0):
         raise ValueError(f"{where} = {value!r}; expected a fraction in [0, 1]")
     return float(value)
+
+
+def _optional_int(data: dict, key: str, path: Path) -> Optional[int]:
+    value = data.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{path}: {key!r} = {value!r}; expected an integer or null")
+    return value
 
 
 def load_scores(path) -> Scores:
@@ -112,21 +131,19 @@ def load_scores(path) -> Scores:
     if task not in METRICS:
         raise ValueError(f"{path}: task {task!r}; expected one of {list(METRICS)}")
     raw = data["metrics"]
-    if not isinstance(raw, dict) or any(m.key not in raw for m in METRICS[task]):
-        raise ValueError(f"{path}: 'metrics' must hold {[m.key for m in METRICS[task]]} "
-                         f"for task {task!r}")
+    required = [m.key for m in METRICS[task] if not m.optional]
+    if not isinstance(raw, dict) or any(key not in raw for key in required):
+        raise ValueError(f"{path}: 'metrics' must hold {required} for task {task!r}")
     metrics = {m.key: _number(raw[m.key], f"{path}: metrics.{m.key}", m.scale == 100)
-               for m in METRICS[task]}
-    fold = data.get("fold")
-    if fold is not None and (isinstance(fold, bool) or not isinstance(fold, int)):
-        raise ValueError(f"{path}: 'fold' = {fold!r}; expected an integer or null")
+               for m in METRICS[task] if m.key in raw}
+    seed, fold = _optional_int(data, "seed", path), _optional_int(data, "fold", path)
     if task == "cls" and data.get("confusion") is not None:
         _check_confusion(data, path)
     if task == "seld" and "length_from" in data and data["length_from"] not in LENGTH_FROM:
         raise ValueError(f"{path}: 'length_from' = {data['length_from']!r}; expected one of"
                          f" {list(LENGTH_FROM)}")
     return Scores(path, task, data["dataset"], data["format"], data["model"], data["mode"],
-                  fold, metrics, data)
+                  seed, fold, metrics, data)
 
 
 def _check_confusion(data: dict, path: Path) -> None:
@@ -156,9 +173,16 @@ def _order(known: Sequence[str], name: str) -> Tuple[int, str]:
     return (known.index(name) if name in known else len(known), name)
 
 
+def _span(counts) -> str:
+    """``"3"``, or ``"2-3"`` when the counts differ."""
+    lo, hi = min(counts), max(counts)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
 @dataclass
 class Row:
-    """One table row: a model, format and mode, with one ``Scores`` per fold."""
+    """One table row: a model, format and mode, with one ``Scores`` per seed and fold, sorted
+    by seed then fold (seed and fold None when not recorded)."""
 
     format: str
     model: str
@@ -169,26 +193,59 @@ class Row:
     def label(self) -> str:
         return MODELS.get(self.model, self.model)
 
+    def seeds(self) -> Dict[Optional[int], List[Scores]]:
+        """The scores of each seed, in seed order."""
+        out = defaultdict(list)
+        for s in self.scores:
+            out[s.seed].append(s)
+        return dict(out)
+
     @property
-    def num_folds(self) -> Optional[int]:
-        return None if self.scores[0].fold is None else len(self.scores)
+    def num_seeds(self) -> int:
+        return len(self.seeds())
+
+    @property
+    def has_folds(self) -> bool:
+        return self.scores[0].fold is not None
+
+    @property
+    def folds(self) -> str:
+        """Folds per seed, "-" without folds."""
+        return _span([len(g) for g in self.seeds().values()]) if self.has_folds else "-"
+
+    def representative(self) -> List[Scores]:
+        """The scores of the lowest seed, the one shown in per-run figures."""
+        return next(iter(self.seeds().values()))
 
     def values(self, metric: Metric) -> np.ndarray:
-        return np.array([s.metrics[metric.key] for s in self.scores]) * metric.scale
+        """One value per seed: the mean over its folds (NaN when any fold lacks it), scaled."""
+        return np.array([np.mean([s.metrics.get(metric.key, math.nan) for s in group])
+                         for group in self.seeds().values()]) * metric.scale
 
     def sort_key(self):
         return (_order(FORMATS, self.format), _order(list(MODELS), self.model),
                 _order(MODES, self.mode))
 
 
-def _check_folds(members: List[Scores]) -> None:
-    folds = [s.fold for s in members]
-    repeated = [f for f, n in Counter(folds).items() if n > 1]
-    if repeated or (None in folds and len(folds) > 1):
-        clash = [str(s.path) for s in members if s.fold in repeated or None in folds]
-        s = members[0]
-        raise ValueError(f"{', '.join(clash)}: several scores for {s.task} {s.dataset} "
-                         f"{s.format} {s.model} {s.mode}; expected one per 'fold'")
+def _check_runs(members: List[Scores]) -> None:
+    """One score per (seed, fold), and 'seed' (and 'fold') recorded in all scores or none."""
+    s = members[0]
+    what = f"{s.task} {s.dataset} {s.format} {s.model} {s.mode}"
+    for key in ("seed", "fold"):
+        given = [getattr(m, key) is not None for m in members]
+        if any(given) and not all(given):
+            raise ValueError(f"{', '.join(str(m.path) for m in members)}: scores for {what} with"
+                             f" and without {key!r}; expected it in all of them or none")
+    same = defaultdict(list)
+    for m in members:
+        same[(m.seed, m.fold)].append(m)
+    for (seed, fold), clash in same.items():
+        if len(clash) > 1:
+            where = ", ".join(f"{k} {v}" for k, v in (("seed", seed), ("fold", fold))
+                              if v is not None)
+            raise ValueError(f"{', '.join(str(m.path) for m in clash)}: several scores for "
+                             f"{what}{f' ({where})' if where else ''}; expected one per 'seed'"
+                             f" and 'fold'")
 
 
 def group_rows(scores: Sequence[Scores]) -> Dict[Tuple[str, str], List[Row]]:
@@ -198,8 +255,8 @@ def group_rows(scores: Sequence[Scores]) -> Dict[Tuple[str, str], List[Row]]:
         cells[(s.task, s.dataset, s.format, s.model, s.mode)].append(s)
     tables = defaultdict(list)
     for (task, dataset, fmt, model, mode), members in cells.items():
-        _check_folds(members)
-        members.sort(key=lambda s: s.fold or 0)
+        _check_runs(members)
+        members.sort(key=lambda s: (s.seed or 0, s.fold or 0))
         tables[(task, dataset)].append(Row(fmt, model, mode, members))
     keys = sorted(tables, key=lambda k: (_order(list(TASKS), k[0]), k[1]))
     return {k: sorted(tables[k], key=Row.sort_key) for k in keys}
@@ -210,7 +267,7 @@ def _complete(values: np.ndarray) -> bool:
 
 
 def format_cell(values: np.ndarray, decimals: int) -> str:
-    """``mean ± std`` (ddof=1) over folds, the value alone, or "-" when any is missing."""
+    """``mean ± std`` (ddof=1) over seeds, the value alone, or "-" when any is missing."""
     if not _complete(values):
         return "-"
     text = f"{values.mean():.{decimals}f}"
@@ -227,8 +284,24 @@ def headline(task: str, rows: Sequence[Row]) -> Tuple[Metric, str]:
     return next(m for m in METRICS[task] if m.key == key), name
 
 
+def _verdict(finite: List[Tuple[str, np.ndarray]], metric: Metric) -> str:
+    """The best model, and whether its gap to the runner-up exceeds the sum of their stds."""
+    ranked = sorted(finite, key=lambda lv: lv[1].mean(), reverse=not metric.lower_is_better)
+    (best, b), (second, r) = ranked[:2]
+    d, unit = metric.decimals, metric.unit
+    diff = abs(b.mean() - r.mean())
+    gap = f"best: {best}; gap to {second} {diff:.{d}f}{unit}"
+    if min(b.size, r.size) < 2:
+        return f"{gap}: cannot be judged with fewer than 2 seeds"
+    spread = b.std(ddof=1) + r.std(ddof=1)
+    verb = "exceeds" if diff > spread else "does not exceed"
+    return f"{gap} {verb} the sum of their standard deviations ({spread:.{d}f}{unit})"
+
+
 def comparison_lines(task: str, dataset: str, rows: Sequence[Row]) -> List[str]:
-    """One line per (format, mode): the headline metric of each model, and the best."""
+    """One line per (format, mode): the headline metric of each model (mean ± std over seeds,
+    with the number of seeds), the best, and how its gap to the runner-up compares with the
+    sum of their standard deviations."""
     metric, name = headline(task, rows)
     settings = defaultdict(list)
     for row in rows:
@@ -239,14 +312,15 @@ def comparison_lines(task: str, dataset: str, rows: Sequence[Row]) -> List[str]:
         for row in members:
             values = row.values(metric)
             if _complete(values):
-                parts.append(f"{row.label} {values.mean():.{metric.decimals}f}{metric.unit}")
-                finite.append((values.mean(), row.label))
+                seeds = f"{values.size} seed" + ("s" if values.size > 1 else "")
+                parts.append(f"{row.label} {format_cell(values, metric.decimals)}{metric.unit}"
+                             f" ({seeds})")
+                finite.append((row.label, values))
             else:
                 parts.append(f"{row.label} -")
         line = f"{name}, {dataset}, {fmt} ({mode}): {', '.join(parts)}"
         if len(finite) > 1:
-            pick = min if metric.lower_is_better else max
-            line += f"; best: {pick(finite, key=lambda vl: vl[0])[1]}"
+            line += "; " + _verdict(finite, metric)
         lines.append(line)
     return lines
 
@@ -269,17 +343,23 @@ def seld_length_lines(rows: Sequence[Row]) -> List[str]:
             f" not comparable: {parts}."]
 
 
+def table_metrics(task: str, rows: Sequence[Row]) -> List[Metric]:
+    """The metric columns of a table: optional ones only when some of its scores have them."""
+    return [m for m in METRICS[task]
+            if not m.optional or any(m.key in s.metrics for r in rows for s in r.scores)]
+
+
 def markdown_table(task: str, rows: Sequence[Row]) -> List[str]:
-    """Markdown lines of one table; a ``folds`` column when any row has folds."""
-    metrics = METRICS[task]
-    with_folds = any(r.num_folds for r in rows)
-    header = ["format", "model", "mode", *(["folds"] if with_folds else []),
+    """Markdown lines of one table: a ``seeds`` column, and ``folds`` when any row has folds."""
+    metrics = table_metrics(task, rows)
+    with_folds = any(r.has_folds for r in rows)
+    header = ["format", "model", "mode", "seeds", *(["folds"] if with_folds else []),
               *(m.header for m in metrics)]
     lines = ["|" + "|".join(header) + "|", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [r.format, r.label, r.mode]
+        cells = [r.format, r.label, r.mode, str(r.num_seeds)]
         if with_folds:
-            cells.append(str(r.num_folds or "-"))
+            cells.append(r.folds)
         cells += [format_cell(r.values(m), m.decimals) for m in metrics]
         lines.append("|" + "|".join(cells) + "|")
     return lines
@@ -307,14 +387,21 @@ def _details(summary: str, links: List[str]) -> List[str]:
     return ["", f"<details><summary>{summary} ({len(links)})</summary>", "", *body, "</details>"]
 
 
+def _lowest_seed(summary: str, rows: Sequence[Row]) -> str:
+    """``summary``, saying that only the lowest seed is shown when a row has several."""
+    return summary + (", lowest seed of each row" if any(r.num_seeds > 1 for r in rows) else "")
+
+
 def doa_figures(rows: Sequence[Row], dataset: str, scores: Sequence[Scores],
                 images: Path) -> List[str]:
-    """Box plot of the dataset and one confusion figure per decode; returns markdown lines."""
+    """Box plot of the dataset (every seed and fold of a row pooled) and one confusion figure
+    per decode of the lowest seed of each row; returns markdown lines."""
     modes = {r.mode for r in rows}
     groups: Dict[str, List[Tuple[str, np.ndarray]]] = defaultdict(list)
-    confusions = []
+    pooled, confusions = [], []
     for row in rows:
         errors = []
+        shown = row.representative()
         for s in row.scores:
             tsv = s.path.parent / "doa_errors.tsv"
             if not tsv.is_file():
@@ -322,35 +409,43 @@ def doa_figures(rows: Sequence[Row], dataset: str, scores: Sequence[Scores],
                 continue
             table = report_figures.read_doa_errors(tsv)
             errors.append(table["error"][np.isfinite(table["error"])])
-            tag = figure_tag(s, scores)
-            path = images / f"doa_confusion_{tag}.png"
-            report_figures.plot_doa_confusion(table, path, tag)
-            confusions.append(_image(images, path, tag))
+            if any(s is r for r in shown):
+                tag = figure_tag(s, scores)
+                path = images / f"doa_confusion_{tag}.png"
+                report_figures.plot_doa_confusion(table, path, tag)
+                confusions.append(_image(images, path, tag))
         if errors and np.concatenate(errors).size:
             label = row.label + (f", {row.mode}" if len(modes) > 1 else "")
             groups[row.format].append((label, np.concatenate(errors)))
+            pooled.append(row.num_seeds)
     lines = []
     if groups:
+        title = f"DoA error: {dataset}"
+        if max(pooled) > 1:
+            title += f" ({_span(pooled)} seeds pooled)"
         path = images / f"doa_error_boxplot_{_safe(dataset)}.png"
-        report_figures.plot_doa_boxplot(list(groups.items()), path, f"DoA error: {dataset}")
+        report_figures.plot_doa_boxplot(list(groups.items()), path, title)
         lines += ["", _image(images, path, f"DoA error per model: {dataset}")]
-    return lines + _details("Azimuth and elevation confusion matrices", confusions)
+    return lines + _details(_lowest_seed("Azimuth and elevation confusion matrices", rows),
+                            confusions)
 
 
 def cls_figures(rows: Sequence[Row], scores: Sequence[Scores], images: Path) -> List[str]:
-    """One confusion-matrix figure per decode with a confusion; returns markdown lines."""
+    """One confusion-matrix figure per decode with a confusion, of the lowest seed of each row;
+    returns markdown lines."""
     links = []
-    for s in (s for r in rows for s in r.scores):
+    for s in (s for r in rows for s in r.representative()):
         if s.data.get("confusion") is None:
             continue
         tag = figure_tag(s, scores)
         path = images / f"cls_confusion_{tag}.png"
         report_figures.plot_cls_confusion(s.data["confusion"], s.data["labels"], path, tag)
         links.append(_image(images, path, tag))
-    return _details("Confusion matrices", links)
+    return _details(_lowest_seed("Confusion matrices", rows), links)
 
 
-def curve_figures(exp_dir: Path, runs: Sequence[str], images: Path) -> List[str]:
+def curve_figures(exp_dir: Path, runs: Sequence[str], images: Path,
+                  summary: str = "Training curves") -> List[str]:
     """Loss (and accuracy, if logged) per epoch of each run with a ``train.log``."""
     links = []
     for run in runs:
@@ -362,7 +457,7 @@ def curve_figures(exp_dir: Path, runs: Sequence[str], images: Path) -> List[str]
         path = images / f"curve_{_safe(run)}.png"
         plot_curve(epochs, path, keys, ylabels=["loss", "accuracy"][:len(keys)], title=run)
         links.append(_image(images, path, run))
-    return _details("Training curves", links)
+    return _details(summary, links)
 
 
 def _version(package: str) -> str:
@@ -397,11 +492,14 @@ def write_report(exp_dir, out_dir=None) -> Path:
     scores = collect_scores(exp_dir)
     images = out_dir / "images"
     lines = ["<!-- Generated by python -m espnet2_gram.bin.make_report -->", "# RESULTS", ""]
-    lines += environment() + ["", f"Runs: `{exp_dir}/<run>/decode_<dataset>/scores.json`"]
-    for (task, dataset), rows in group_rows(scores).items():
+    lines += environment() + ["", f"Runs: `{exp_dir}/<run>/decode_<dataset>/scores.json`",
+                              "", RULE_NOTE]
+    tables = group_rows(scores)
+    for (task, dataset), rows in tables.items():
         lines += ["", f"## {TASKS[task]}: {dataset}", ""] + markdown_table(task, rows)
-        if any(r.num_folds for r in rows):
-            lines += ["", "Mean ± standard deviation (ddof=1) over the folds found."]
+        lines += ["", SEED_NOTE]
+        if any(m.key == "lateral_error" for m in table_metrics(task, rows)):
+            lines[-1] += " " + LATERAL_NOTE
         notes = comparison_lines(task, dataset, rows)
         if task == "seld":
             notes += seld_length_lines(rows)
@@ -410,7 +508,9 @@ def write_report(exp_dir, out_dir=None) -> Path:
             lines += doa_figures(rows, dataset, scores, images)
         elif task == "cls":
             lines += cls_figures(rows, scores, images)
-    curves = curve_figures(exp_dir, sorted({s.run for s in scores}), images)
+    rows = [r for members in tables.values() for r in members]
+    runs = sorted({s.run for r in rows for s in r.representative()})
+    curves = curve_figures(exp_dir, runs, images, _lowest_seed("Training curves", rows))
     if curves:
         lines += ["", "## Training curves"] + curves
     path = out_dir / "RESULTS.md"

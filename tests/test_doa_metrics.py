@@ -32,11 +32,11 @@ def test_poles():
 
 
 def test_metrics_hand_computed():
-    # ref -> hyp            error  az   el   front-back
-    # (0, 0) -> (10, 0)      10    10   0    counted, not confused (mirror (180, 0) is 170 off)
-    # (90, 0) -> (90, 30)    30    0    30   left out: on the interaural plane
-    # (30, 0) -> (150, 0)    120   120  0    counted, confused: hyp is the mirror (150, 0)
-    # (180, 0) -> (180, -15) 15    0    15   counted, not confused
+    # ref -> hyp            error  az   el   lateral  front-back
+    # (0, 0) -> (10, 0)      10    10   0    10       counted, not confused (mirror 170 off)
+    # (90, 0) -> (90, 30)    30    0    30   30       left out: on the interaural plane
+    # (30, 0) -> (150, 0)    120   120  0    0        counted, confused: hyp is the mirror
+    # (180, 0) -> (180, -15) 15    0    15   0        counted, not confused
     ref = _xyz((0, 0), (90, 0), (30, 0), (180, 0))
     hyp = _xyz((10, 0), (90, 30), (150, 0), (180, -15))
     m = doa_metrics(ref, hyp, front_back=True)
@@ -45,8 +45,22 @@ def test_metrics_hand_computed():
     assert m["azimuth_error"] == pytest.approx((10 + 0 + 120 + 0) / 4)
     assert m["elevation_error"] == pytest.approx((0 + 30 + 0 + 15) / 4)
     assert m["acc20"] == pytest.approx(0.5)
+    assert m["lateral_error"] == pytest.approx((0 + 10) / 2)  # median
     assert m["front_back_confusion"] == pytest.approx(1 / 3)
     assert doa_metrics(ref, hyp, front_back=False)["front_back_confusion"] is None
+
+
+@pytest.mark.parametrize("ref, hyp, lateral, error", [
+    ((30, 0), (150, 0), 0, 120),    # front-back confusion: same lateral angle asin(0.5) = 30
+    ((0, 40), (180, -40), 0, 180),  # both on the median plane (y = 0)
+    ((90, 0), (0, 0), 90, 90),      # left ear to front: lateral 90 -> 0
+    ((0, 0), (90, 30), 60, 90),     # hyp y = cos 30: lateral asin(cos 30) = 60
+    ((-90, 0), (90, 0), 180, 180),  # right ear to left ear: lateral -90 -> 90
+])
+def test_lateral_error_folds_front_and_back(ref, hyp, lateral, error):
+    e = doa_errors(_xyz(ref), _xyz(hyp))
+    assert e["lateral_error"][0] == pytest.approx(lateral, abs=1e-6)
+    assert e["error"][0] == pytest.approx(error, abs=1e-6)
 
 
 def test_front_back_interaural_margin():
@@ -60,6 +74,7 @@ def test_front_back_interaural_margin():
 def test_zero_prediction_counts_as_90_degrees():
     m = doa_metrics(_xyz((0, 0), (45, 0)), np.array([[0.0, 0, 0], [2.0, 0, 0]]), True)
     assert m["mean_error"] == pytest.approx((90 + 45) / 2)
+    assert m["lateral_error"] == pytest.approx((90 + 45) / 2)  # (2, 0, 0) is normalised
     assert m["acc20"] == 0.0
     assert m["front_back_confusion"] == 0.0
 
@@ -108,13 +123,14 @@ def test_score_doa_main(tmp_path):
     ref.write_text("u1 0 0 1.0\nu2 30 0 2.0\n")
     hyp.write_text("u2 150 0\nu1 10 0\n")
     score_doa.main(["--ref", str(ref), "--hyp", str(hyp), "--format", "binaural",
-                    "--out_dir", str(out), "--model", "gram", "--mode", "probe",
-                    "--dataset", "toy"])
+                    "--out_dir", str(out), "--model", "seldnet", "--mode", "supervised",
+                    "--dataset", "toy", "--seed", "2"])
     scores = json.loads((out / "scores.json").read_text())
     assert {k: v for k, v in scores.items() if k != "metrics"} == {
-        "task": "doa", "dataset": "toy", "format": "binaural", "model": "gram",
-        "mode": "probe", "num_items": 2}
+        "task": "doa", "dataset": "toy", "format": "binaural", "model": "seldnet",
+        "mode": "supervised", "seed": 2, "num_items": 2}
     assert scores["metrics"]["mean_error"] == pytest.approx(65.0)
+    assert scores["metrics"]["lateral_error"] == pytest.approx((10 + 0) / 2)
     assert scores["metrics"]["front_back_confusion"] == pytest.approx(0.5)
     lines = (out / "doa_errors.tsv").read_text().splitlines()
     assert lines[0] == "utt\tref_az\tref_el\thyp_az\thyp_el\terror"
@@ -124,7 +140,7 @@ def test_score_doa_main(tmp_path):
                     "--out_dir", str(out)])
     scores = json.loads((out / "scores.json").read_text())
     assert scores["metrics"]["front_back_confusion"] is None
-    assert scores["model"] is None and scores["mode"] is None
+    assert scores["model"] is None and scores["mode"] is None and "seed" not in scores
 
 
 def test_score_doa_mismatched_keys(tmp_path):

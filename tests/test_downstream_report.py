@@ -94,26 +94,30 @@ def test_report_tables_comparisons_and_figures(exp):
     assert "- espnet version: `espnet " in text and "- python version: `3." in text
 
     cls = read_table(text, "Classification: esc50")
-    assert cls[0] == ["format", "model", "mode", "folds", "Acc (%)", "mAP (%)"]
-    assert cls[1:] == [["foa", "GRAM (pretrained)", "probe", "3", "85.0 ± 5.0", "-"],
-                       ["foa", "log-mel", "probe", "3", "65.0 ± 5.0", "-"]]
-    assert ("- Classification accuracy, esc50, foa (probe): GRAM (pretrained) 85.0%, "
-            "log-mel 65.0%; best: GRAM (pretrained)") in text
+    # no seed recorded: one seed per row; its folds averaged, so no spread is shown
+    assert cls[0] == ["format", "model", "mode", "seeds", "folds", "Acc (%)", "mAP (%)"]
+    assert cls[1:] == [["foa", "GRAM (pretrained)", "probe", "1", "3", "85.0", "-"],
+                       ["foa", "log-mel", "probe", "1", "3", "65.0", "-"]]
+    assert ("- Classification accuracy, esc50, foa (probe): GRAM (pretrained) 85.0% (1 seed), "
+            "log-mel 65.0% (1 seed); best: GRAM (pretrained); gap to log-mel 20.0%: cannot be"
+            " judged with fewer than 2 seeds\n") in text
 
     doa = read_table(text, "DoA: demo_test")
-    assert doa[0][:5] == ["format", "model", "mode", "Mean err (°)", "Median err (°)"]
+    assert doa[0][:6] == ["format", "model", "mode", "seeds", "Mean err (°)", "Median err (°)"]
+    assert "Lateral err (°)" not in doa[0]  # in no scores.json of the table
     assert [row[:2] for row in doa[1:]] == [
         [fmt, label] for fmt in ("binaural", "foa")
         for label in ("GRAM (pretrained)", "GRAM (random init)", "log-mel")]
-    assert doa[4][3:] == ["28.1", "23.1", "22.1", "4.0", "50.0", "-"]  # foa, gram; NaN -> "-"
+    assert doa[4][3:] == ["1", "28.1", "23.1", "22.1", "4.0", "50.0", "-"]  # foa, gram; NaN: -
     assert doa[1][-1] == "-"  # null
-    assert ("- DoA median error, demo_test, foa (probe): GRAM (pretrained) 23.1°, "
-            "GRAM (random init) 61.0°, log-mel 40.2°; best: GRAM (pretrained)") in text
+    assert ("- DoA median error, demo_test, foa (probe): GRAM (pretrained) 23.1° (1 seed), "
+            "GRAM (random init) 61.0° (1 seed), log-mel 40.2° (1 seed); best: GRAM (pretrained);"
+            " gap to log-mel 17.1°: cannot be judged with fewer than 2 seeds\n") in text
 
     seld = read_table(text, "SELD: starss23")
-    assert seld[1] == ["foa", "GRAM (pretrained)", "finetune", "0.45", "61.2", "21.0", "70.0",
-                       "0.352"]
-    assert "- SELD score, starss23, foa (finetune): GRAM (pretrained) 0.352" in text
+    assert seld[1] == ["foa", "GRAM (pretrained)", "finetune", "1", "0.45", "61.2", "21.0",
+                       "70.0", "0.352"]
+    assert "- SELD score, starss23, foa (finetune): GRAM (pretrained) 0.352 (1 seed)\n" in text
     assert ("- Recording length in scoring: from the last reference frame, as the official DCASE"
             " 2023 scorer (predictions after its block ignored) (`length_from: reference`).\n"
             in text)
@@ -188,7 +192,7 @@ def test_duplicate_scores_are_an_error(tmp_path):
     for name in ("run_a", "run_b"):
         write_scores(tmp_path, name, "esc50", task="cls", format="foa", model="gram",
                      mode="probe", metrics={"accuracy": 0.5, "mAP": None})
-    with pytest.raises(ValueError, match="run_a.*run_b.*expected one per 'fold'"):
+    with pytest.raises(ValueError, match="run_a.*run_b.*expected one per 'seed' and 'fold'"):
         make_report.main(["--exp_dir", str(tmp_path)])
 
 

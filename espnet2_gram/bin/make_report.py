@@ -4,7 +4,10 @@
 
 Reads ``<exp_dir>/<run>/decode_<dataset>/scores.json`` (with ``doa_errors.tsv`` beside DoA
 scores) and ``<exp_dir>/<run>/train.log``; writes ``<out_dir>/RESULTS.md`` and the PNG
-figures it links, ``<out_dir>/images/*.png``.
+figures it links, ``<out_dir>/images/*.png``. A table row gathers the runs of one format, model
+and mode: the folds of each seed (``fold`` and ``seed`` in ``scores.json``) are averaged, then
+a cell is mean ± std over seeds; DoA box plots pool the seeds, and confusion matrices and
+training curves show the lowest seed.
 """
 
 import argparse

@@ -35,16 +35,24 @@ def _check_xyz(name: str, xyz) -> np.ndarray:
     return xyz
 
 
+def _lateral_deg(xyz: np.ndarray) -> np.ndarray:
+    """Lateral angle asin(y / |xyz|) in degrees: 90 left, -90 right, 0 on the median plane."""
+    y = xyz[:, 1] / np.linalg.norm(xyz, axis=-1)
+    return np.rad2deg(np.arcsin(np.clip(y, -1.0, 1.0)))
+
+
 def doa_errors(ref_xyz, hyp_xyz) -> Dict[str, np.ndarray]:
     """Per-item errors between reference and predicted directions, both (N, 3).
 
     Keys: ``error`` (great-circle angle, degrees; the prediction is normalised),
     ``azimuth_error`` (absolute azimuth difference wrapped to [0, 180]),
-    ``elevation_error`` (absolute), ``mirror_closer`` (the prediction is strictly closer to
+    ``elevation_error`` (absolute), ``lateral_error`` (absolute difference of the lateral
+    angles asin(y) of the unit vectors: the error once front and back are folded together,
+    along the cone of confusion), ``mirror_closer`` (the prediction is strictly closer to
     the front-back mirror of the reference, x -> -x, than to the reference) and
     ``off_interaural`` (the reference is more than 10 degrees from the y-z plane).
 
-    A zero-norm prediction has no direction: all three errors are 90 degrees and it is
+    A zero-norm prediction has no direction: all four errors are 90 degrees and it is
     never ``mirror_closer``. Azimuth is undefined at the poles: ``azimuth_error`` uses the
     azimuths that ``cart_to_sph`` recovers (for ``sph_to_cart`` vectors at +-90 degrees
     elevation, the azimuths they were built from), so read it with the great-circle error.
@@ -63,11 +71,13 @@ def doa_errors(ref_xyz, hyp_xyz) -> Dict[str, np.ndarray]:
     mirror = ref * np.array([-1.0, 1.0, 1.0])
     mirror_closer = (angular_distance_deg(mirror, safe_hyp) < error) & ~no_dir
     plane_deg = np.rad2deg(np.arcsin(np.clip(np.abs(ref[:, 0]) / ref_r, 0.0, 1.0)))
+    lateral = np.abs(_lateral_deg(safe_hyp) - _lateral_deg(ref))
     return {
         "error": np.where(no_dir, NO_DIRECTION_ERROR_DEG, error),
         "azimuth_error": np.where(no_dir, NO_DIRECTION_ERROR_DEG,
                                   np.abs(wrap_azimuth(hyp_az - ref_az))),
         "elevation_error": np.where(no_dir, NO_DIRECTION_ERROR_DEG, np.abs(hyp_el - ref_el)),
+        "lateral_error": np.where(no_dir, NO_DIRECTION_ERROR_DEG, lateral),
         "mirror_closer": mirror_closer,
         "off_interaural": plane_deg > INTERAURAL_MARGIN_DEG,
     }
@@ -76,7 +86,8 @@ def doa_errors(ref_xyz, hyp_xyz) -> Dict[str, np.ndarray]:
 def doa_metrics(ref_xyz, hyp_xyz, front_back: bool) -> Dict[str, Optional[float]]:
     """Summary DoA metrics (degrees and fractions) of (N, 3) directions.
 
-    ``acc20`` is the fraction with a great-circle error <= 20 degrees.
+    ``acc20`` is the fraction with a great-circle error <= 20 degrees; ``lateral_error`` is
+    the median lateral-angle (front-back folded) error.
     ``front_back_confusion`` (only when ``front_back``, else None) is the fraction of items
     whose prediction is closer to the reference's front-back mirror than to the reference,
     over the items whose reference is more than 10 degrees from the interaural (y-z) plane
@@ -92,6 +103,7 @@ def doa_metrics(ref_xyz, hyp_xyz, front_back: bool) -> Dict[str, Optional[float]
         "median_error": float(np.median(e["error"])),
         "azimuth_error": float(np.mean(e["azimuth_error"])),
         "elevation_error": float(np.mean(e["elevation_error"])),
+        "lateral_error": float(np.median(e["lateral_error"])),
         "acc20": float(np.mean(e["error"] <= ACC_THRESHOLD_DEG)),
         "front_back_confusion": confusion,
     }

@@ -9,18 +9,20 @@ from . import datadir
 from .fileio import atomic_open
 
 FORMATS = ("binaural", "foa", "mono")
-MODES = ("probe", "finetune")
+MODES = ("probe", "finetune", "supervised")
 SCORES_FILE = "scores.json"
 
 
 def add_run_options(parser: argparse.ArgumentParser, format_required: bool = False) -> None:
-    """``--model``, ``--mode``, ``--dataset`` and ``--format``: recorded in ``scores.json``."""
+    """The run description recorded in ``scores.json``: model, mode, dataset, format, seed, fold."""
     group = parser.add_argument_group("run description (recorded in scores.json)")
     group.add_argument("--model", help="model name")
     group.add_argument("--mode", choices=MODES, help="how the model was trained for the task")
     group.add_argument("--dataset", help="evaluation set name")
     group.add_argument("--format", choices=FORMATS, required=format_required,
                        help="input audio format")
+    group.add_argument("--seed", type=int, default=None,
+                       help="training seed (the report: mean ± std over seeds)")
     group.add_argument("--fold", type=int, default=None,
                        help="cross-validation fold (folds are averaged in the report)")
 
@@ -29,8 +31,9 @@ def run_info(args: argparse.Namespace, task: str) -> dict:
     """The leading ``scores.json`` fields of a run."""
     info = {"task": task, "dataset": args.dataset, "format": args.format,
             "model": args.model, "mode": args.mode}
-    if getattr(args, "fold", None) is not None:
-        info["fold"] = args.fold
+    for key in ("seed", "fold"):
+        if getattr(args, key, None) is not None:
+            info[key] = getattr(args, key)
     return info
 
 

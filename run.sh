@@ -6,7 +6,8 @@
 #   ./run.sh --preset paper --nj 64            # paper scale (corpora from db.sh)
 #
 # Stages: 1 corpus preparation, 2 audio formatting and resampling, 3 RIR bank,
-#         4 fixed spatial evaluation sets and DCASE-format SELD data,
+#         4 fixed spatial evaluation sets, direction-rich localisation sets and DCASE-format
+#           SELD data,
 #         5 statistics (ESPnet --collect_stats), 6 GRAM pretraining (one model per format),
 #         7 packing (model-card directory + ESPnet .zip per format),
 #         8 classification (cached embeddings + ESPnet's CLSTask probes; fine-tuning by option),
@@ -50,7 +51,16 @@ seld_test_source=""   # ... and of the test recordings
 num_seld_train=0
 num_seld_test=0
 downstream_train_sets=""  # stage 4 renders these through the *training* bank (heads' training data)
-downstream_models="gram gram_random logmel"  # pretrained GRAM, same encoder untrained, log-mel
+loc_rir_config=""     # stage 3: RIR config of the localisation banks
+loc_sets=""           # <set>:<renders> ...: stage 4 renders each clip of <set> <renders> times, each
+                      # at its own direction in its own room (bank loc_<set>_<format>): <set>_loc_<format>
+downstream_models="gram gram_random logmel seldnet"  # pretrained GRAM, same encoder untrained,
+                          # log-mel, supervised SELDnet localiser (doa and seld only)
+downstream_seeds="0 1 2"  # every downstream run once per seed (RESULTS.md: mean ± std)
+logmel_intensity=true     # log-mel of FOA also gets the three intensity-vector channels
+logmel_pooling=mean_std   # log-mel classification probes pool frames as HEAR's naive baseline
+                          # (mean and std; GRAM: the mean, as its HEAR API); DoA probes of every
+                          # model pool as conf/<preset>/doa_probe.yaml says (attention)
 downstream_modes="probe"  # probe (frozen, cached embeddings) and/or finetune (whole encoder)
 cls_tasks=""              # name:train:valid:test[:multilabel[:fold]] ('+' joins sets)
 cls_conditions="naturalistic"  # naturalistic (<set>_<format>) and/or clean (<set>, mono)
@@ -92,9 +102,21 @@ for v in num_train_packs num_eval_packs num_seld_train num_seld_test; do check_i
 check_words formats binaural foa
 [[ "${mono_policy}" =~ ^(first|mean)$ ]] || die "--mono_policy: expected first or mean, got '${mono_policy}'"
 [[ "${overwrite}" =~ ^(true|false)$ ]] || die "--overwrite: expected true or false, got '${overwrite}'"
-check_words downstream_models gram gram_random logmel
+check_words downstream_models gram gram_random logmel seldnet
+[ -n "${downstream_models// /}" ] || die "--downstream_models: expected at least one of gram gram_random logmel seldnet, got nothing"
+[[ "${downstream_seeds}" =~ ^[[:space:]]*[0-9]{1,9}([[:space:]]+[0-9]{1,9})*[[:space:]]*$ ]] \
+  || die "--downstream_seeds: expected one or more integer seeds, got '${downstream_seeds}'"
+[[ "${logmel_intensity}" =~ ^(true|false)$ ]] || die "--logmel_intensity: expected true or false, got '${logmel_intensity}'"
+[[ "${logmel_pooling}" =~ ^(mean|mean_std|attention)$ ]] \
+  || die "--logmel_pooling: expected mean, mean_std or attention, got '${logmel_pooling}'"
 check_words downstream_modes probe finetune
 check_words cls_conditions naturalistic clean
+for spec in ${loc_sets}; do
+  [[ "${spec}" =~ ^[A-Za-z0-9_.-]+:[1-9][0-9]{0,3}$ ]] \
+    || die "--loc_sets: expected <set>:<renders per clip> entries, got '${spec}'"
+done
+[ -z "${loc_sets}" ] || [ -f "${loc_rir_config}" ] \
+  || die "--loc_rir_config: expected the RIR config of the localisation banks, got '${loc_rir_config}'"
 if [ $# -ne 0 ]; then
   echo "run.sh: error: unexpected argument(s): $*" >&2
   echo "${help_message}" >&2
@@ -120,7 +142,8 @@ fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   log "Stage 2: audio formatting and resampling to ${fs} Hz"
-  for dset in $(echo ${pretrain_sets} ${pretrain_valid_set} ${eval_sets} ${downstream_train_sets} ${noise_set} ${seld_train_source} ${seld_test_source} | tr ' ' '\n' | sort -u); do
+  loc_srcs=$(for spec in ${loc_sets}; do echo "${spec%%:*}"; done)
+  for dset in $(echo ${pretrain_sets} ${pretrain_valid_set} ${eval_sets} ${downstream_train_sets} ${loc_srcs} ${noise_set} ${seld_train_source} ${seld_test_source} | tr ' ' '\n' | sort -u); do
     ${train_cmd} "${expdir}/format/log/${dset}.log" \
       ${python} -m espnet2_gram.bin.format_data --in_dir "${datadir}/${dset}" \
         --out_dir "${dumpdir}/raw/${dset}" --fs "${fs}" --mono_policy "${mono_policy}" --nj "${nj}" \
@@ -128,19 +151,34 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   done
 fi
 
+# make_bank <name> <config> <format> <packs> <seed>: one RIR bank, split over ${nj} jobs.
+make_bank() {
+  local name=$1 config=$2 fmt=$3 num_packs=$4 bank_seed=$5
+  local bank="${expdir}/rir_bank/${name}"
+  ${train_cmd} JOB=1:"${nj}" "${bank}/log/make_rir_bank.JOB.log" \
+    ${python} -m espnet2_gram.bin.make_rir_bank --config "${config}" --format "${fmt}" \
+      --fs "${fs}" --out_dir "${bank}" --num_packs "${num_packs}" --seed "${bank_seed}" \
+      --prefix "${name}_" --job_index JOB --num_jobs "${nj}"
+  ${train_cmd} "${bank}/log/merge.log" \
+    ${python} -m espnet2_gram.bin.make_rir_bank --out_dir "${bank}" --merge true
+  log "$(${python} -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], d['num_packs'], 'packs,', d['num_rirs'], 'RIRs, mean RT60 target/measured %.2f/%.2f s' % (d['rt60_target_mean'], d['rt60_measured_mean']))" "${bank}/bank.json")"
+}
+
+# loc_bank_seed <set>: the seed of a localisation set's bank, from its name (rooms of
+# different sets are disjoint, and a set keeps its rooms when loc_sets changes).
+loc_bank_seed() {
+  echo $(( seed + 100 + $(printf '%s' "$1" | cksum | cut -d' ' -f1) % 100000 ))
+}
+
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   log "Stage 3: RIR bank (${formats}; ${num_train_packs} training and ${num_eval_packs} held-out packs each)"
   for fmt in ${formats}; do
-    for split in train eval; do
-      if [ "${split}" = train ]; then num_packs=${num_train_packs}; bank_seed=${seed}; else num_packs=${num_eval_packs}; bank_seed=$((seed + 1)); fi
-      bank="${expdir}/rir_bank/${split}_${fmt}"
-      ${train_cmd} JOB=1:"${nj}" "${bank}/log/make_rir_bank.JOB.log" \
-        ${python} -m espnet2_gram.bin.make_rir_bank --config "${rir_config}" --format "${fmt}" \
-          --fs "${fs}" --out_dir "${bank}" --num_packs "${num_packs}" --seed "${bank_seed}" \
-          --prefix "${split}_${fmt}_" --job_index JOB --num_jobs "${nj}"
-      ${train_cmd} "${bank}/log/merge.log" \
-        ${python} -m espnet2_gram.bin.make_rir_bank --out_dir "${bank}" --merge true
-      log "$(${python} -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], d['num_packs'], 'packs,', d['num_rirs'], 'RIRs, mean RT60 target/measured %.2f/%.2f s' % (d['rt60_target_mean'], d['rt60_measured_mean']))" "${bank}/bank.json")"
+    make_bank "train_${fmt}" "${rir_config}" "${fmt}" "${num_train_packs}" "${seed}"
+    make_bank "eval_${fmt}" "${rir_config}" "${fmt}" "${num_eval_packs}" "$((seed + 1))"
+    for spec in ${loc_sets}; do  # one pack (direction, room) per render of every clip
+      IFS=: read -r dset renders <<< "${spec}"
+      num_packs=$(( $(wc -l < "${dumpdir}/raw/${dset}/wav.scp") * renders ))
+      make_bank "loc_${dset}_${fmt}" "${loc_rir_config}" "${fmt}" "${num_packs}" "$(loc_bank_seed "${dset}")"
     done
   done
 fi
@@ -159,6 +197,14 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
         ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
           --bank_dir "${expdir}/rir_bank/train_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
           --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 5)) --overwrite "${overwrite}"
+    done
+    for spec in ${loc_sets}; do
+      IFS=: read -r dset renders <<< "${spec}"
+      ${train_cmd} "${expdir}/eval_sets/log/${dset}_loc_${fmt}.log" \
+        ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
+          --bank_dir "${expdir}/rir_bank/loc_${dset}_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
+          --out_dir "${dumpdir}/raw/${dset}_loc_${fmt}" --seed $((seed + 6)) --overwrite "${overwrite}" \
+          --renders_per_utt "${renders}" --pack_assignment distinct
     done
     for split in train test; do
       if [ "${split}" = train ]; then src=${seld_train_source}; num=${num_seld_train}; split_seed=$((seed + 3))
@@ -267,10 +313,11 @@ set_dir() {
 embed() {
   local fmt=$1; shift
   local extractors=() m
-  for m in ${downstream_models}; do extractors+=(--extractor "${m}"); done
+  for m in ${downstream_models}; do [ "${m}" = seldnet ] || extractors+=(--extractor "${m}"); done
+  [ ${#extractors[@]} -gt 0 ] || return 0
   # shellcheck disable=SC2046
   ${train_cmd} "${emb_dir}/log/extract_${fmt}.log" \
-    ${python} -m espnet2_gram.bin.extract_embeddings "${extractors[@]}" \
+    ${python} -m espnet2_gram.bin.extract_embeddings "${extractors[@]}" --logmel_intensity "${logmel_intensity}" \
       --model_path "${expdir}/packed/gram_${fmt}" --out_root "${emb_dir}/${fmt}" \
       $(for d in "$@"; do echo --data_dir "${d}"; done)
 }
@@ -311,27 +358,48 @@ task_dir() {
   echo "${d}"
 }
 
-# run_jobs <name> <job script>...: the downstream runs, at most ${nj} at once, a log each.
+# run_jobs <name> <run>...: the downstream runs (options of espnet2_gram.bin.downstream, one
+# per argument) in ${nj} processes, each importing ESPnet once; a log each.
 run_jobs() {
   local name=$1; shift
   [ $# -gt 0 ] || return 0
-  local jobdir="${ds_dir}/jobs" i=0 job
-  mkdir -p "${jobdir}"
-  for job in "$@"; do i=$((i + 1)); echo "${job}" > "${jobdir}/${name}.${i}.sh"; done
+  local list="${ds_dir}/jobs/${name}.runs" n=$(( $# < nj ? $# : nj ))
+  mkdir -p "${ds_dir}/jobs"
+  printf '%s\n' "$@" > "${list}.tmp"
+  mv "${list}.tmp" "${list}"
   local cmd="${train_cmd}"
   [ "${ngpu}" -gt 0 ] && cmd="${cuda_cmd} --gpu ${ngpu}"
-  ${cmd} --max_jobs_run "${nj}" JOB=1:"${i}" "${ds_dir}/log/${name}.JOB.log" \
-    bash "${jobdir}/${name}.JOB.sh"
+  ${cmd} JOB=1:"${n}" "${ds_dir}/log/${name}.JOB.log" \
+    env OMP_NUM_THREADS=1 ${python} -m espnet2_gram.bin.downstream --runs "${list}" \
+      --job JOB --num_jobs "${n}"
 }
 
-# downstream_job <task> <mode> <model> <format> <exp name> <options of downstream.sh>...
-downstream_job() {
-  local task=$1 mode=$2 model=$3 fmt=$4 name=$5; shift 5
-  printf '%q ' env OMP_NUM_THREADS=1 egs2/gram/scripts/downstream.sh --task "${task}" \
-    --mode "${mode}" --model "${model}" --format "${fmt}" --python "${python}" \
-    --task_config "conf/${preset}/${task}_${mode}.yaml" --packed_model "${expdir}/packed/gram_${fmt}" \
-    --exp_dir "${ds_dir}/${task}_${name}_${fmt}_${model}_${mode}" --train_args "${downstream_args}" \
-    --ngpu "${ngpu}" "$@"
+# runs_of <task>: "<model> <mode>" per line, the runs of every downstream model for <task>:
+# GRAM and its random init in every mode of ${downstream_modes}, log-mel as a probe only, the
+# supervised SELDnet (audio, trained from scratch) for the localisation tasks only.
+runs_of() {
+  local model mode
+  for model in ${downstream_models}; do
+    case "${model}" in
+      seldnet) [ "$1" = cls ] || echo "${model} supervised" ;;
+      logmel) [[ " ${downstream_modes} " != *" probe "* ]] || echo "${model} probe" ;;
+      *) for mode in ${downstream_modes}; do echo "${model} ${mode}"; done ;;
+    esac
+  done
+}
+
+# add_jobs <task> <mode> <model> <format> <exp name> <options of bin.downstream>...: one run per
+# seed of ${downstream_seeds}, appended to the array jobs.
+add_jobs() {
+  local task=$1 mode=$2 model=$3 fmt=$4 name=$5 s pooling=""; shift 5
+  [ "${model}" = logmel ] && [ "${task}" = cls ] && pooling=${logmel_pooling}
+  for s in ${downstream_seeds}; do
+    jobs+=("$(printf '%q ' --task "${task}" \
+      --mode "${mode}" --model "${model}" --format "${fmt}" --seed "${s}" \
+      --pooling "${pooling}" --task_config "conf/${preset}/${task}_${mode}.yaml" \
+      --packed_model "${expdir}/packed/gram_${fmt}" --train_args "${downstream_args}" \
+      --exp_dir "${ds_dir}/${task}_${name}_${fmt}_${model}_${mode}_seed${s}" --ngpu "${ngpu}" "$@")")
+  done
 }
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_tasks}" ]; then
@@ -351,17 +419,14 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_
       IFS=: read -r name tr va te multilabel fold <<< "${spec}"
       for cond in ${cls_conditions}; do
         tag=${name}; [ "${cond}" = clean ] && tag=${name}_clean
-        for mode in ${downstream_modes}; do
-          for model in ${downstream_models}; do
-            [ "${mode}" = finetune ] && [ "${model}" = logmel ] && continue
-            dirs=("$(task_dir "${mode}" "${fmt}" "${model}" "${cond}" "${tr}")"
-                  "$(task_dir "${mode}" "${fmt}" "${model}" "${cond}" "${va}")"
-                  "$(task_dir "${mode}" "${fmt}" "${model}" "${cond}" "${te}")")
-            jobs+=("$(downstream_job cls "${mode}" "${model}" "${fmt}" "${tag}${fold:+_cv${fold}}" --dataset "${tag}" \
-              --train_dir "${dirs[0]}" --valid_dir "${dirs[1]}" --test_dir "${dirs[2]}" \
-              --multilabel "${multilabel:-false}" ${fold:+--fold "${fold}"})")
-          done
-        done
+        while read -r model mode; do
+          dirs=("$(task_dir "${mode}" "${fmt}" "${model}" "${cond}" "${tr}")"
+                "$(task_dir "${mode}" "${fmt}" "${model}" "${cond}" "${va}")"
+                "$(task_dir "${mode}" "${fmt}" "${model}" "${cond}" "${te}")")
+          add_jobs cls "${mode}" "${model}" "${fmt}" "${tag}${fold:+_cv${fold}}" --dataset "${tag}" \
+            --train_dir "${dirs[0]}" --valid_dir "${dirs[1]}" --test_dir "${dirs[2]}" \
+            --multilabel "${multilabel:-false}" ${fold:+--fold "${fold}"}
+        done < <(runs_of cls)
       done
     done
   done
@@ -374,16 +439,13 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ -n "${doa_tasks}${seld
   for fmt in ${formats}; do
     for spec in ${doa_tasks}; do
       IFS=: read -r name tr va te <<< "${spec}"
-      for mode in ${downstream_modes}; do
-        for model in ${downstream_models}; do
-          [ "${mode}" = finetune ] && [ "${model}" = logmel ] && continue
-          dirs=("$(task_dir "${mode}" "${fmt}" "${model}" naturalistic "${tr}")"
-                "$(task_dir "${mode}" "${fmt}" "${model}" naturalistic "${va}")"
-                "$(task_dir "${mode}" "${fmt}" "${model}" naturalistic "${te}")")
-          jobs+=("$(downstream_job doa "${mode}" "${model}" "${fmt}" "${name}" --dataset "${name}" \
-            --train_dir "${dirs[0]}" --valid_dir "${dirs[1]}" --test_dir "${dirs[2]}")")
-        done
-      done
+      while read -r model mode; do
+        dirs=("$(task_dir "${mode}" "${fmt}" "${model}" naturalistic "${tr}")"
+              "$(task_dir "${mode}" "${fmt}" "${model}" naturalistic "${va}")"
+              "$(task_dir "${mode}" "${fmt}" "${model}" naturalistic "${te}")")
+        add_jobs doa "${mode}" "${model}" "${fmt}" "${name}" --dataset "${name}" \
+          --train_dir "${dirs[0]}" --valid_dir "${dirs[1]}" --test_dir "${dirs[2]}"
+      done < <(runs_of doa)
     done
     for spec in ${seld_tasks}; do
       IFS=: read -r name tr te nc <<< "${spec}"
@@ -397,18 +459,15 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ] && [ -n "${doa_tasks}${seld
             --out_dir "${dumpdir}/seld/${s}" --num_classes "${nc}" --fs "${fs}"
       done
       [[ " ${downstream_modes} " == *" probe "* ]] && embed "${fmt}" "${dumpdir}/seld/${tr}" "${dumpdir}/seld/${te}"
-      for mode in ${downstream_modes}; do
-        for model in ${downstream_models}; do
-          [ "${mode}" = finetune ] && [ "${model}" = logmel ] && continue
-          if [ "${mode}" = probe ]; then d_tr="${emb_dir}/${fmt}/${model}/${tr}"; d_te="${emb_dir}/${fmt}/${model}/${te}"
-          else d_tr="${dumpdir}/seld/${tr}"; d_te="${dumpdir}/seld/${te}"; fi
-          # No SELD validation split (as in DCASE): the test loss is logged for the curves
-          # only; the model kept is the one with the best training loss (see the configs).
-          jobs+=("$(downstream_job seld "${mode}" "${model}" "${fmt}" "${name}" --dataset "${name}" \
-            --train_dir "${d_tr}" --valid_dir "${d_te}" --test_dir "${d_te}" \
-            --num_classes "${nc}" --chunk_dir "${dumpdir}/seld/${te}")")
-        done
-      done
+      while read -r model mode; do
+        if [ "${mode}" = probe ]; then d_tr="${emb_dir}/${fmt}/${model}/${tr}"; d_te="${emb_dir}/${fmt}/${model}/${te}"
+        else d_tr="${dumpdir}/seld/${tr}"; d_te="${dumpdir}/seld/${te}"; fi
+        # No SELD validation split (as in DCASE): the test loss is logged for the curves
+        # only; the model kept is the one with the best training loss (see the configs).
+        add_jobs seld "${mode}" "${model}" "${fmt}" "${name}" --dataset "${name}" \
+          --train_dir "${d_tr}" --valid_dir "${d_te}" --test_dir "${d_te}" \
+          --num_classes "${nc}" --chunk_dir "${dumpdir}/seld/${te}"
+      done < <(runs_of seld)
     done
   done
   run_jobs loc "${jobs[@]}"

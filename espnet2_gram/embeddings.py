@@ -6,9 +6,10 @@ GRAM patch column: 80 ms at the paper settings):
 * ``gram``: the ``raw`` frames of a packed GRAM model (``rows * dim`` values; layer selectable);
 * ``gram_random``: the same architecture with untrained weights (seeded);
 * ``logmel``: plain log-mel features, the model's own per-channel log-mel spectrograms (2
-  channels binaural, W, Y, Z, X for FOA; without GRAM's FOA intensity channels), z-scored over
-  the clip, averaged over each frame's spectrogram frames and flattened (``channels * n_mels``
-  values).
+  channels binaural, W, Y, Z, X for FOA), z-scored over the clip, averaged over each frame's
+  spectrogram frames and flattened (``channels * n_mels`` values); with ``logmel_intensity``
+  FOA's three mel-binned intensity-vector channels (GRAM's and SELDnet's direction features,
+  not z-scored) are appended.
 
 The output directory holds ``feats.scp`` / ``feats.ark`` ((frames, dim) float32 per
 utterance, readable by ESPnet as ``kaldi_ark``), ``utt2num_frames``, the label files of the
@@ -47,12 +48,14 @@ OUTPUTS = ("embeddings.json", "feats.scp", "feats.ark", "utt2num_frames")
 class FrameExtractor(torch.nn.Module):
     """Audio (B, samples[, channels]) of equal length -> frame embeddings (B, frames, dim)."""
 
-    def __init__(self, kind: str, model_path, layer: Optional[int] = None, seed: int = 0):
+    def __init__(self, kind: str, model_path, layer: Optional[int] = None, seed: int = 0,
+                 logmel_intensity: bool = False):
         super().__init__()
         if kind not in EXTRACTORS:
             raise ValueError(f"--extractor {kind!r}: expected one of {', '.join(EXTRACTORS)}")
         self.kind = kind
         self.seed = int(seed)
+        self.logmel_intensity = bool(logmel_intensity) and kind == "logmel"
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.gram = PretrainedGRAM(str(model_path), layer=layer,
@@ -69,7 +72,7 @@ class FrameExtractor(torch.nn.Module):
 
     def output_size(self) -> int:
         if self.kind == "logmel":
-            return self.gram.features.in_channels * self.gram.features.n_mels
+            return self._logmel_channels() * self.gram.features.n_mels
         return self.gram.output_size()
 
     @torch.no_grad()
@@ -78,8 +81,14 @@ class FrameExtractor(torch.nn.Module):
         if self.kind != "logmel":
             return self.gram(audio, lengths)[0]
         feats, _ = self.gram.features(audio, lengths)  # (B, C, F, T); log-mels first
-        feats = self.gram.drop_stub_chunk(feats[:, :self.gram.features.in_channels])
-        return pool_frames(per_crop_normalize(feats), self.patch_frames)
+        feats = self.gram.drop_stub_chunk(feats[:, :self._logmel_channels()])
+        logmels = self.gram.features.in_channels
+        feats = torch.cat([per_crop_normalize(feats[:, :logmels]), feats[:, logmels:]], dim=1)
+        return pool_frames(feats, self.patch_frames)
+
+    def _logmel_channels(self) -> int:
+        features = self.gram.features
+        return features.out_channels if self.logmel_intensity else features.in_channels
 
 
 def pool_frames(feats: torch.Tensor, frames_per_step: int) -> torch.Tensor:
@@ -100,7 +109,8 @@ def _request(extractor: FrameExtractor, model_path, layer) -> dict:
     return {"extractor": extractor.kind, "model_path": str(model_path), "layer": layer,
             "model_size": stamp.st_size, "model_mtime": int(stamp.st_mtime),
             "dim": extractor.output_size(), "fs": extractor.fs,
-            "seed": extractor.seed if extractor.kind == "gram_random" else None}
+            "seed": extractor.seed if extractor.kind == "gram_random" else None,
+            "logmel_intensity": extractor.logmel_intensity}
 
 
 def _up_to_date(out_dir: Path, request: dict, utts: List[str]) -> bool:

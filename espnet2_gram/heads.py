@@ -1,9 +1,12 @@
 """Small heads put on top of (frozen or trainable) frame-level embeddings.
 
 ``MLP`` is the shallow probe of the HEAR protocol (Linear -> BatchNorm -> ReLU -> Dropout per
-hidden layer, 1024 wide); ``ProbeEncoder`` is that probe as ESPnet's ``encoder: probe`` for
-the classification task (mean over the valid frames, then the MLP; ESPnet's linear decoder
-adds the output layer); ``IdentityEncoder`` passes cached embeddings through.
+hidden layer, 1024 wide); ``FramePooling`` turns frames into one clip vector (``mean``: HEAR's
+scene embedding of GRAM; ``mean_std``: mean and standard deviation per dimension, the pooling
+of HEAR's naive log-mel baseline; ``attention``: a learned softmax weighting of the frames,
+which can keep the frames that carry direction evidence); ``ProbeEncoder`` is pooling + MLP as
+ESPnet's ``encoder: probe`` for the classification task (ESPnet's linear decoder adds the
+output layer); ``IdentityEncoder`` passes cached embeddings through.
 """
 
 from typing import Sequence, Tuple
@@ -22,6 +25,35 @@ def masked_mean(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Mean over the valid frames of ``x (B, T, D)`` -> (B, D)."""
     mask = valid_frames(lengths, x.shape[1]).to(x.dtype)[..., None]
     return (x * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+POOLINGS = ("mean", "mean_std", "attention")
+
+
+class FramePooling(nn.Module):
+    """(B, T, D) frames and their lengths -> (B, D) or, for ``mean_std``, (B, 2 D)."""
+
+    def __init__(self, input_size: int, pooling: str = "mean"):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r}: expected one of {', '.join(POOLINGS)}")
+        self.pooling = pooling
+        self.in_size = int(input_size)
+        self.score = nn.Linear(self.in_size, 1) if pooling == "attention" else None
+
+    def output_size(self) -> int:
+        return 2 * self.in_size if self.pooling == "mean_std" else self.in_size
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "attention":
+            scores = self.score(x)[..., 0].masked_fill(~valid_frames(lengths, x.shape[1]),
+                                                       float("-inf"))
+            return (torch.softmax(scores, dim=1)[..., None] * x).sum(dim=1)
+        mean = masked_mean(x, lengths)
+        if self.pooling == "mean":
+            return mean
+        var = masked_mean((x - mean[:, None]) ** 2, lengths)
+        return torch.cat([mean, var.clamp(min=0.0).sqrt()], dim=-1)
 
 
 class MLP(nn.Module):
@@ -53,17 +85,17 @@ class ProbeEncoder(AbsEncoder):
     """``encoder: probe``: pooled embedding -> MLP, as (B, 1, H) for ESPnet's decoders."""
 
     def __init__(self, input_size: int, hidden_sizes: Sequence[int] = (1024,),
-                 dropout: float = 0.1, batch_norm: bool = True):
+                 dropout: float = 0.1, batch_norm: bool = True, pooling: str = "mean"):
         super().__init__()
-        self.mlp = MLP(input_size, hidden_sizes, dropout, batch_norm)
+        self.pool = FramePooling(input_size, pooling)
+        self.mlp = MLP(self.pool.output_size(), hidden_sizes, dropout, batch_norm)
 
     def output_size(self) -> int:
         return self.mlp.output_size()
 
     def forward(self, xs_pad: torch.Tensor, ilens: torch.Tensor,
                 prev_states=None) -> Tuple[torch.Tensor, torch.Tensor, None]:
-        pooled = masked_mean(xs_pad, ilens)
-        return self.mlp(pooled)[:, None], torch.ones_like(ilens), None
+        return self.mlp(self.pool(xs_pad, ilens))[:, None], torch.ones_like(ilens), None
 
 
 class IdentityEncoder(AbsEncoder):

@@ -61,7 +61,7 @@ YAML_BLOCKS = {
         {"exp/packed/gram_binaural": "{tiny16}"},
 }
 RECIPE_SCRIPTS = {"./run.sh": ["conf/demo/recipe.sh", "conf/paper/recipe.sh"],
-                  "egs2/gram/asr_demo/run.sh": [], "egs2/gram/scripts/downstream.sh": [],
+                  "egs2/gram/asr_demo/run.sh": [],
                   "./test.sh": []}
 # Recipe options whose value holds options of an entry point.
 PASSED_ON = {("./run.sh", "gram_args"): "espnet2_gram.bin.gram_train",

@@ -282,3 +282,26 @@ def test_logmel_of_an_foa_model_is_plain_log_mel_without_intensity(tmp_path):
     assert feats.shape[1] == 7  # 4 log-mels + 3 intensity channels reach GRAM
     want = pool_frames(per_crop_normalize(feats[:, :4]), 8)[0]
     torch.testing.assert_close(emb, want)
+
+
+def test_logmel_intensity_appends_foa_direction_channels(tmp_path):
+    """--logmel_intensity: FOA's three intensity channels (not z-scored) follow the four
+    z-scored log-mels; for a plane wave from azimuth 90 deg, I_y is about 1 and I_x about 0."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(yaml.safe_dump({**TINY, "frontend": "foa"}))
+    torch.manual_seed(0)
+    model = build_model_from_config(exp / "config.yaml")
+    torch.save(model.state_dict(), exp / "valid.loss.best.pth")
+    packed = pack_gram(exp, tmp_path / "gram_foa", archive=False)
+    plain = FrameExtractor("logmel", packed)
+    with_iv = FrameExtractor("logmel", packed, logmel_intensity=True)
+    assert (plain.output_size(), with_iv.output_size()) == (4 * 32, 7 * 32)
+    s = np.random.default_rng(0).standard_normal(FS).astype(np.float32)
+    wave = np.stack([s, s, 0 * s, 0 * s], axis=1)  # ACN W, Y, Z, X: a source at +90 deg
+    feats = with_iv(torch.from_numpy(wave)[None])[0].numpy()  # (frames, 7 * 32)
+    np.testing.assert_allclose(feats[:, :4 * 32], plain(torch.from_numpy(wave)[None])[0].numpy(),
+                               rtol=1e-5, atol=1e-6)
+    iy, iz, ix = (feats[:, (4 + k) * 32:(5 + k) * 32] for k in range(3))
+    assert np.median(iy) > 0.9 and np.abs(np.median(ix)) < 0.05 and np.abs(np.median(iz)) < 0.05
+    assert FrameExtractor("gram", packed, logmel_intensity=True).logmel_intensity is False

@@ -1,9 +1,9 @@
-"""Fault matrix of the recipe's shell entry points: run.sh's options, the JOB=a:b ranges of the
-job runners, and downstream.sh's inputs and interrupted trainings.
+"""Fault matrix of the recipe's entry points: run.sh's options, the JOB=a:b ranges of the
+job runners, and the downstream runs' inputs and interrupted trainings.
 
-Every case runs bash in a subprocess (no ESPnet import); bad input must exit non-zero with a
-message naming the option or file, and leave nothing behind. downstream.sh runs against a fake
-``python`` that plays ESPnet's trainer (its per-epoch files, checkpoint.pth, --resume), inference
+Every case runs in a subprocess (no ESPnet import); bad input must exit non-zero with a message
+naming the option or file, and leave nothing behind. ``espnet2_gram.bin.downstream`` runs with
+fake steps that play ESPnet's trainer (its per-epoch files, checkpoint.pth, --resume), inference
 and scoring in a few milliseconds.
 """
 
@@ -187,30 +187,32 @@ def test_run_local_rejects_bad_usage(tmp_path, args, words):
     assert list(tmp_path.iterdir()) == []
 
 
-# ------------------------------------------------------------------------------- downstream.sh
+# ------------------------------------------------------------------------------ downstream runs
 
-# A stand-in for `python`: `-c` runs the real interpreter; `-m <module>` logs the call and plays
-# ESPnet's trainer (one checkpoint.pth, <N>epoch.pth, latest.pth and best link per epoch,
-# --resume from checkpoint.pth, killed after FAKE_KILL_AT epochs if set), inference (records
-# the model file it was given) and scoring (scores.json naming that model).
-FAKE_PYTHON = textwrap.dedent("""\
+# Fake steps for espnet2_gram.bin.downstream (run in a subprocess): the trainer plays ESPnet's
+# (one checkpoint.pth, <N>epoch.pth, latest.pth and best link per epoch, --resume from
+# checkpoint.pth, killed by SIGKILL after FAKE_KILL_AT epochs if set), inference records the
+# model file it was given and scoring writes a scores.json naming that model.
+FAKE_STEPS = textwrap.dedent("""\
     import json, os, signal, sys
     from pathlib import Path
 
-    args = sys.argv[1:]
-    if args[0] == "-c":
-        os.execv(sys.executable, [sys.executable, *args])
-    module, opts = args[1], args[2:]
-    opt = lambda name: opts[opts.index(name) + 1]
-    with open(os.environ["FAKE_LOG"], "a") as f:
-        f.write(json.dumps([module, opts]) + "\\n")
-    if module.endswith("_train"):
+    from espnet2_gram.downstream_runs import STEPS, main
+    from espnet2_gram.utils.cli import run, setup_logging
+
+    def log(name, argv):
+        with open(os.environ["FAKE_LOG"], "a") as f:
+            f.write(json.dumps([name, argv]) + "\\n")
+
+    def train(name, argv):
+        log(name, argv)
+        opt = lambda o: argv[argv.index(o) + 1]
         out = Path(opt("--output_dir"))
         ckpt = out / "checkpoint.pth"
         start = int(ckpt.read_text()) if opt("--resume") == "true" and ckpt.exists() else 0
         print("resumed at epoch", start)
         best = {"cls": "valid.acc.best.pth", "doa": "valid.loss.best.pth",
-                "seld": "train.loss.best.pth"}[module.split(".")[-1][:-6]]
+                "seld": "train.loss.best.pth"}[name[:-6]]
         for epoch in range(start + 1, int(os.environ.get("FAKE_MAX_EPOCH", "2")) + 1):
             (out / f"{epoch}epoch.pth").write_text(str(epoch))
             ckpt.write_text(str(epoch))
@@ -219,36 +221,41 @@ FAKE_PYTHON = textwrap.dedent("""\
                 if not os.environ.get("FAKE_NO_BEST") or link == "latest.pth":
                     (out / link).symlink_to(f"{epoch}epoch.pth")
             if epoch == int(os.environ.get("FAKE_KILL_AT", "0")):
+                sys.stdout.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
         (out / "config.yaml").write_text("fake: true\\n")
-        sys.exit(int(os.environ.get("FAKE_TRAIN_RC", "0")))
-    if module.endswith("_inference"):
-        model = opts[opts.index("--model_file") + 1 if "--model_file" in opts
-                     else opts.index("--classification_model_file") + 1]
+        if os.environ.get("FAKE_TRAIN_RC"):
+            sys.exit(int(os.environ["FAKE_TRAIN_RC"]))
+
+    def infer(name, argv):
+        log(name, argv)
+        opt = lambda o: argv[argv.index(o) + 1]
+        model = opt("--model_file" if "--model_file" in argv else "--classification_model_file")
         out = Path(opt("--output_dir"))
         out.mkdir(parents=True, exist_ok=True)
         (out / "model_used").write_text(os.path.realpath(model))
-    if ".score_" in module:
-        out = Path(opt("--out_dir"))
+
+    def score(name, argv):
+        log(name, argv)
+        out = Path(argv[argv.index("--out_dir") + 1])
         model = Path((out / "model_used").read_text()).name
         (out / "scores.json").write_text(json.dumps({"metrics": {"model": model}}))
+
+    kinds = {"train": train, "inference": infer, "score": score}
+    steps = {name: (lambda argv, n=name, k=kind: k(n, argv))
+             for name in STEPS for kind_name, kind in kinds.items() if kind_name in name}
+    setup_logging()
+    run(lambda argv: main(argv, steps), sys.argv[1:])
 """)
 
 
 class Downstream:
-    """A tiny probe layout (cached embeddings of three splits) and a downstream.sh to run on it."""
+    """A tiny probe layout (cached embeddings of three splits) and the runner to run on it."""
 
     def __init__(self, root: Path):
         self.root = root
-        for sub in ("egs2/gram/scripts", "egs2/gram/utils"):
-            (root / sub).mkdir(parents=True)
-        shutil.copy2(REPO / "egs2/gram/scripts/downstream.sh", root / "egs2/gram/scripts")
-        for f in UTILS.iterdir():
-            shutil.copy2(f, root / "egs2/gram/utils")
-        self.python = root / "bin" / "python"
-        self.python.parent.mkdir()
-        self.python.write_text(f"#!{sys.executable}\n{FAKE_PYTHON}")
-        self.python.chmod(self.python.stat().st_mode | stat.S_IXUSR)
+        self.script = root / "fake_downstream.py"
+        self.script.write_text(FAKE_STEPS)
         self.log = root / "calls.jsonl"
         self.data = root / "dump"
         for split in ("train", "valid", "test"):
@@ -275,15 +282,16 @@ class Downstream:
         opts = {"task": "cls", "mode": "probe", "model": "gram", "format": "foa",
                 "dataset": "toy", "train_dir": self.data / "train",
                 "valid_dir": self.data / "valid", "test_dir": self.data / "test",
-                "task_config": self.config, "exp_dir": self.exp, "python": self.python}
+                "task_config": self.config, "exp_dir": self.exp}
         opts.update(over)
         return [a for k, v in opts.items() if v is not None for a in (f"--{k}", str(v))]
 
     def run(self, *extra, env=None, **over):
         self.log.unlink(missing_ok=True)
-        proc = bash(["egs2/gram/scripts/downstream.sh", *self.args(**over), *extra],
-                    cwd=self.root, env={"FAKE_LOG": str(self.log), **(env or {})})
-        return proc
+        return subprocess.run(
+            [sys.executable, str(self.script), *self.args(**over), *map(str, extra)],
+            cwd=self.root, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "FAKE_LOG": str(self.log), **(env or {})})
 
     def calls(self):
         if not self.log.exists():
@@ -291,10 +299,11 @@ class Downstream:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
     def trainings(self):
-        return [opts for module, opts in self.calls() if module.endswith("_train")]
+        return [argv for name, argv in self.calls() if name.endswith("_train")]
 
-    def scores(self):
-        return json.loads((self.exp / "decode_test" / "scores.json").read_text())["metrics"]
+    def scores(self, exp=None):
+        exp = exp or self.exp
+        return json.loads((exp / "decode_test" / "scores.json").read_text())["metrics"]
 
 
 @pytest.fixture
@@ -338,7 +347,10 @@ DOWNSTREAM_BAD = [
     ("packed model missing", ("packed/model.pth", _remove), {"mode": "finetune"},
      ["packed/model.pth"]),
     ("bad ngpu", None, {"ngpu": "x"}, ["--ngpu", "'x'"]),
-    ("bad task", None, {"task": "asr"}, ["--task asr"]),
+    ("negative seed", None, {"seed": "-1"}, ["--seed", "'-1'"]),
+    ("bad pooling", None, {"pooling": "max"}, ["--pooling", "'max'"]),
+    ("cls supervised", None, {"mode": "supervised"}, ["--mode supervised"]),
+    ("bad task", None, {"task": "asr"}, ["--task", "asr"]),
     ("bad mode", None, {"mode": "train"}, ["--mode train"]),
     ("no exp dir", None, {"exp_dir": None}, ["--exp_dir"]),
     ("seld without classes", None, {"task": "seld", "chunk_dir": "dump/chunks"},
@@ -347,7 +359,7 @@ DOWNSTREAM_BAD = [
      ["--num_classes", "'0'"]),
     ("seld chunks missing", None, {"task": "seld", "num_classes": 3, "chunk_dir": "dump/none"},
      ["--chunk_dir", "dump/none"]),
-    ("bad multilabel", None, {"multilabel": "yes"}, ["--multilabel", "true or false"]),
+    ("bad multilabel", None, {"multilabel": "maybe"}, ["--multilabel", "maybe"]),
     ("unknown option", None, {"epochs": "3"}, ["--epochs"]),
 ]
 
@@ -363,10 +375,10 @@ def test_downstream_rejects_bad_inputs_before_writing(ds, name, change, over, wo
     before = listing(ds.root)
     proc = ds.run(**over)
     assert proc.returncode != 0, proc.stdout + proc.stderr
-    first = proc.stderr.splitlines()[0]
-    assert "ERROR" in first
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "ERROR" in last or "error:" in last, proc.stderr
     for word in words:
-        assert word in first, proc.stderr
+        assert word in last, proc.stderr
     assert listing(ds.root) == before and not ds.exp.exists() and ds.calls() == []
 
 
@@ -376,20 +388,19 @@ def test_downstream_finished_run_is_scored_once(ds):
     assert ds.scores() == {"model": "2epoch.pth"}
     assert (ds.exp / "training.done").read_text() == (ds.exp / "inputs.md5").read_text()
     proc = ds.run()
-    assert proc.returncode == 0 and "scored already" in proc.stdout and ds.calls() == []
+    assert proc.returncode == 0 and "scored already" in proc.stderr and ds.calls() == []
 
 
 def test_downstream_resumes_a_run_killed_mid_training(ds):
-    """The trainer dies (SIGKILL) after epoch 1 of 2: nothing is scored; the re-run resumes
+    """The process dies (SIGKILL) in epoch 2 of 2: nothing is scored; the re-run resumes
     from checkpoint.pth and scores the final model."""
     proc = ds.run(env={"FAKE_KILL_AT": "1"})
-    assert proc.returncode != 0 and "training failed" in proc.stderr
-    assert str(ds.exp / "train.log") in proc.stderr
+    assert proc.returncode == -9
     assert (ds.exp / "valid.acc.best.pth").exists()  # what the old check took for "trained"
     assert not (ds.exp / "training.done").exists() and not (ds.exp / "decode_test").exists()
     proc = ds.run()
     assert proc.returncode == 0, proc.stderr
-    assert "resuming" in proc.stdout
+    assert "resuming" in proc.stderr
     (train,) = ds.trainings()
     assert train[train.index("--resume") + 1] == "true"
     assert "resumed at epoch 1" in (ds.exp / "train.log").read_text()
@@ -404,7 +415,7 @@ def test_downstream_never_scores_an_interrupted_run_directory(ds):
     assert ds.scores() == {"model": "1epoch.pth"}
     proc = ds.run()
     assert proc.returncode == 0, proc.stderr
-    assert "scored already" not in proc.stdout and len(ds.trainings()) == 1
+    assert "scored already" not in proc.stderr and len(ds.trainings()) == 1
     assert ds.scores() == {"model": "2epoch.pth"}
     assert (ds.exp / "training.done").exists()
 
@@ -416,7 +427,7 @@ def test_downstream_retrains_when_the_inputs_change_after_a_finished_run(ds):
     ds.config.write_text("max_epoch: 2\noptim: sgd\n")
     proc = ds.run(env={"FAKE_MAX_EPOCH": "1"})
     assert proc.returncode == 0, proc.stderr
-    assert "inputs changed" in proc.stdout and "resuming" not in proc.stdout
+    assert "inputs changed" in proc.stderr and "resuming" not in proc.stderr
     assert "resumed at epoch 0" in (ds.exp / "train.log").read_text()
     assert not (ds.exp / "2epoch.pth").exists() and ds.scores() == {"model": "1epoch.pth"}
     assert (ds.exp / "training.done").read_text() != old
@@ -428,12 +439,12 @@ def test_downstream_retrains_an_interrupted_run_whose_inputs_changed(ds):
     (ds.data / "train" / "utt2label").write_text("u1 cat\nu2 dog\n")
     proc = ds.run()
     assert proc.returncode == 0, proc.stderr
-    assert "inputs changed" in proc.stdout
+    assert "inputs changed" in proc.stderr
     assert "resumed at epoch 0" in (ds.exp / "train.log").read_text()
 
 
 @pytest.mark.parametrize("env,words", [
-    ({"FAKE_TRAIN_RC": "3"}, ["training failed", "train.log"]),
+    ({"FAKE_TRAIN_RC": "3"}, ["training failed", "cls_train", "train.log"]),
     ({"FAKE_NO_BEST": "1"}, ["valid.acc.best.pth", "train.log"]),
 ], ids=["trainer fails", "no best model"])
 def test_downstream_failed_training_leaves_no_marker_or_scores(ds, env, words):
@@ -443,3 +454,29 @@ def test_downstream_failed_training_leaves_no_marker_or_scores(ds, env, words):
         assert word in proc.stderr
     assert not (ds.exp / "training.done").exists() and not (ds.exp / "decode_test").exists()
     assert not list(ds.exp.glob("*.tmp"))
+
+
+def test_downstream_run_list_shares_runs_and_reports_failures(ds):
+    """A run list: each of two processes takes every second run; a run that fails does not stop
+    the others, and the process ends with an error naming it."""
+    lines = []
+    for seed in range(3):
+        exp = ds.root / "exp" / f"run_seed{seed}"
+        lines.append(" ".join(ds.args(exp_dir=exp, seed=seed)))
+    bad = ds.args(exp_dir=ds.root / "exp" / "bad", task_config=ds.root / "nowhere.yaml")
+    lines.append(" ".join(bad))
+    runs = ds.root / "runs.txt"
+    runs.write_text("\n".join(lines) + "\n")
+    procs = [subprocess.run([sys.executable, str(ds.script), "--runs", str(runs), "--job",
+                             str(j), "--num_jobs", "2"], cwd=ds.root, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "FAKE_LOG": str(ds.log)})
+             for j in (1, 2)]
+    assert procs[0].returncode == 0, procs[0].stderr         # runs 1 and 3
+    assert procs[1].returncode == 1                          # runs 2 and 4 (bad)
+    assert "1 of 2 runs failed" in procs[1].stderr and "nowhere.yaml" in procs[1].stderr
+    for seed in range(3):
+        exp = ds.root / "exp" / f"run_seed{seed}"
+        assert ds.scores(exp) == {"model": "2epoch.pth"}
+    seeds = sorted(t[t.index("--seed") + 1] for t in ds.trainings())
+    assert seeds == ["0", "1", "2"]
+    assert not (ds.root / "exp" / "bad").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from espnet2_gram.corpora.demo import EVENTS
 from espnet2_gram.simulation.dcase import read_dcase_csv
 from espnet2_gram.simulation.rir_bank import RIRBank
 from espnet2_gram.utils.datadir import read_data_dir
@@ -16,7 +17,7 @@ from espnet2_gram.utils.datadir import read_data_dir
 from checkout import copy_checkout
 
 SMALL = ["--num_train_packs", "3", "--num_eval_packs", "2", "--num_seld_train", "1",
-         "--num_seld_test", "1", "--eval_sets", "demo_test"]
+         "--num_seld_test", "1", "--eval_sets", "demo_test", "--loc_sets", "demo_valid:1"]
 
 
 def run_recipe(root: Path, *args: str) -> str:
@@ -48,6 +49,10 @@ def test_stages_1_to_4_produce_data_banks_and_evaluation_sets(recipe_root):
         tables = read_data_dir(dump / "raw" / f"demo_test_{fmt}")
         assert set(tables["utt2doa"]) == set(tables["utt2label"]) == set(tables["wav.scp"])
         assert len(tables["wav.scp"]) == len(read_data_dir(dump / "raw" / "demo_test")["wav.scp"])
+        loc = read_data_dir(dump / "raw" / f"demo_valid_loc_{fmt}")  # --loc_sets demo_valid:1
+        bank = RIRBank(recipe_root / "exp" / "rir_bank" / f"loc_demo_valid_{fmt}")
+        assert len(loc["wav.scp"]) == len(bank) == len(set(loc["utt2rir"].values()))
+        assert len(set(loc["utt2doa"].values())) == len(bank)  # a direction per clip
         for split in ("train", "test"):
             seld = read_data_dir(dump / "raw" / f"seld_{split}_{fmt}")
             (csv_path,) = seld["utt2metadata"].values()
@@ -86,7 +91,7 @@ def test_stages_5_to_7_pretrain_and_pack_one_model_per_format(recipe_root):
     for fmt in ("binaural", "foa"):
         stats = recipe_root / "exp" / f"gram_stats_{fmt}"
         assert (stats / "train" / "feats_stats.npz").exists()
-        assert (stats / "train" / "speech_shape").read_text().count("\n") == 208
+        assert (stats / "train" / "speech_shape").read_text().count("\n") == 16 * len(EVENTS)
         exp = recipe_root / "exp" / f"gram_{fmt}"
         assert (exp / "1epoch.pth").exists() and (exp / "learning_curve.png").exists()
         results = (exp / "RESULTS.md").read_text()
@@ -98,20 +103,24 @@ def test_stages_5_to_7_pretrain_and_pack_one_model_per_format(recipe_root):
 
 
 DOWNSTREAM = ["--formats", "foa", "--cls_tasks", "demo:demo_train:demo_test:demo_test",
-              "--doa_tasks", "demo:demo_train:demo_test:demo_test",
-              "--downstream_args", "--max_epoch 2"]
+              "--doa_tasks", "demo:demo_valid_loc:demo_valid_loc:demo_valid_loc",
+              "--downstream_seeds", "0", "--downstream_args", "--max_epoch 2"]
 
 
 def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
     run_recipe(recipe_root, "--stage", "8", "--stop_stage", "10", *SMALL, *DOWNSTREAM)
     ds = recipe_root / "exp" / "downstream"
-    runs = (("cls", "demo", "demo_test_foa"), ("doa", "demo", "demo_test_foa"),
+    runs = (("cls", "demo", "demo_test_foa"), ("doa", "demo", "demo_valid_loc_foa"),
             ("seld", "sim", "seld_test_foa"))
     for task, dataset, test_set in runs:
-        for model in ("gram", "gram_random", "logmel"):
-            scores = json.loads((ds / f"{task}_{dataset}_foa_{model}_probe" / f"decode_{test_set}"
-                                 / "scores.json").read_text())
+        models = [("gram", "probe"), ("gram_random", "probe"), ("logmel", "probe")]
+        if task != "cls":
+            models.append(("seldnet", "supervised"))
+        for model, mode in models:
+            scores = json.loads((ds / f"{task}_{dataset}_foa_{model}_{mode}_seed0"
+                                 / f"decode_{test_set}" / "scores.json").read_text())
             assert scores["task"] == task and scores["model"] == model
+            assert scores["seed"] == 0
     results = (ds / "RESULTS.md").read_text()
     for heading in ("## Classification: demo", "## DoA: demo", "## SELD: sim"):
         assert heading in results
@@ -124,11 +133,11 @@ def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
     run_recipe(recipe_root, "--stage", "8", "--stop_stage", "9", *SMALL, *DOWNSTREAM)
     assert ark.stat().st_mtime_ns == stamp
     logs = "".join(p.read_text() for p in (ds / "log").glob("*.log"))
-    assert logs.count("scored already") >= 9
+    assert logs.count("scored already") >= 11
     # Changed inputs (here the trainer options) retrain a run from scratch.
     run_recipe(recipe_root, "--stage", "8", "--stop_stage", "8", *SMALL, *DOWNSTREAM[:-2],
                "--downstream_args", "--max_epoch 1", "--downstream_models", "gram")
     log = (ds / "log" / "cls.1.log").read_text()
     assert "inputs changed" in log and "scored already" not in log
-    assert (ds / "cls_demo_foa_gram_probe" / "1epoch.pth").exists()
-    assert not (ds / "cls_demo_foa_gram_probe" / "2epoch.pth").exists()
+    assert (ds / "cls_demo_foa_gram_probe_seed0" / "1epoch.pth").exists()
+    assert not (ds / "cls_demo_foa_gram_probe_seed0" / "2epoch.pth").exists()

@@ -17,5 +17,9 @@ num_seld_test=4
 # Downstream (stages 8-10): probes on cached embeddings of the three models.
 downstream_train_sets="demo_train"
 cls_tasks="demo:demo_train:demo_valid:demo_test"
-doa_tasks="demo:demo_train:demo_valid:demo_test"
+# Localisation: every clip rendered at its own directions, each in its own room (stage 4):
+# 512 training, 64 validation and 192 test directions per format.
+loc_rir_config=conf/demo/rir_bank_loc.yaml
+loc_sets="demo_train:2 demo_valid:1 demo_test:2"
+doa_tasks="demo:demo_train_loc:demo_valid_loc:demo_test_loc"
 seld_tasks="sim:seld_train_{fmt}:seld_test_{fmt}"

@@ -29,7 +29,12 @@ cls_tasks="esc50:esc50_fold2+esc50_fold3+esc50_fold4:esc50_fold5:esc50_fold1:fal
   esc50:esc50_fold1+esc50_fold2+esc50_fold3:esc50_fold4:esc50_fold5:false:5
   speechcommands:speechcommands_train:speechcommands_valid:speechcommands_test
   fsd50k:fsd50k_train:fsd50k_valid:fsd50k_eval:true"
-# Localisation of spatialised ESC-50 and Speech Commands clips (the paper's two new tasks).
-doa_tasks="esc50:esc50_fold2+esc50_fold3+esc50_fold4:esc50_fold5:esc50_fold1
-  speechcommands:speechcommands_train:speechcommands_valid:speechcommands_test"
+# Localisation of spatialised ESC-50 and Speech Commands clips (the paper's two new tasks):
+# every render at its own direction in its own room (ESC-50 rendered twice: 2400 training
+# directions), with the pretraining bank's settings (hybrid rendering).
+loc_rir_config=conf/paper/rir_bank.yaml
+loc_sets="esc50_fold1:2 esc50_fold2:2 esc50_fold3:2 esc50_fold4:2 esc50_fold5:2
+  speechcommands_train:1 speechcommands_valid:1 speechcommands_test:1"
+doa_tasks="esc50:esc50_fold2_loc+esc50_fold3_loc+esc50_fold4_loc:esc50_fold5_loc:esc50_fold1_loc
+  speechcommands:speechcommands_train_loc:speechcommands_valid_loc:speechcommands_test_loc"
 seld_tasks="sim:seld_train_{fmt}:seld_test_{fmt} starss23:starss23_{fmt}_train:starss23_{fmt}_test:13"

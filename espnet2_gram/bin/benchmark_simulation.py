@@ -7,6 +7,9 @@
    two jobs over one (separate processes, as ``run.sh --nj``).
 2. Scene mixing: ``mix_scene`` against bare ``scipy.signal.fftconvolve`` of the same arrays
    (source with its RIR, the fitted noise with each noise RIR), 10-s scenes at 32 kHz.
+3. Render methods on the same rooms (one source each): the localisation banks' ``early``
+   (image sources up to order 3, no tail) against the pretraining banks' ``hybrid`` (the same
+   image sources plus a ray-traced tail), RIRs per second per core.
 Runs alternate between ours and the baseline; medians are reported.
 """
 
@@ -118,6 +121,26 @@ def bench_mixing(channels: int, repeats: int, fs: int = 32000, seconds: float = 
             "scenes_per_s_per_core": 1.0 / ours_s}
 
 
+def bench_methods(fmt: str, num_rooms: int, config: Path) -> dict:
+    """RIRs per second of each render method of ``config`` (render section) on the same rooms."""
+    import yaml
+
+    cfg = yaml.safe_load(Path(config).read_text())
+    sampling = RoomSampling(**{**cfg["sampling"], "num_noise_sources": (0, 0)})
+    geoms = [sample_room(sampling, np.random.default_rng([1, i])) for i in range(num_rooms)]
+    rates = {}
+    for method in ("hybrid", "early"):
+        render = RenderConfig(**{**cfg["render"], "format": fmt, "method": method,
+                                 "n_rays": cfg["render"].get("n_rays", 1000)})
+        renderer = RIRRenderer(render)
+        t0 = time.perf_counter()
+        for i, geom in enumerate(geoms):
+            renderer.render(geom, seed=i)
+        rates[method] = num_rooms / (time.perf_counter() - t0)
+    return {"format": fmt, "rooms": num_rooms, "rirs_per_s": rates,
+            "early_over_hybrid": rates["early"] / rates["hybrid"]}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,12 +149,15 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--job_packs", type=int, default=16, help="packs of the --nj comparison")
     p.add_argument("--config", default="conf/demo/rir_bank.yaml")
+    p.add_argument("--method_rooms", type=int, default=16, help="rooms of the method comparison")
     args = p.parse_args(argv)
     setup_logging("WARNING")
     results = {
         "rir_bank": [bench_rir_bank(f, args.num_packs, args.repeats) for f in ("binaural", "foa")],
         "jobs": bench_jobs(args.job_packs, Path(args.config)),
         "mixing": [bench_mixing(c, 5 * args.repeats) for c in (2, 4)],
+        "methods": [bench_methods(f, args.method_rooms, Path(args.config))
+                    for f in ("binaural", "foa")],
     }
     with atomic_open(args.out) as f:
         json.dump(results, f, indent=2)
@@ -146,6 +172,10 @@ def main(argv=None) -> None:
         print(f"mixing {row['channels']} ch: ours {1000 * row['ours_s']:.1f} ms, bare fftconvolve "
               f"{1000 * row['fftconvolve_s']:.1f} ms, ratio {row['ratio']:.2f}, "
               f"{row['scenes_per_s_per_core']:.1f} scenes/s/core (10 s at 32 kHz)")
+    for row in results["methods"]:
+        rates = row["rirs_per_s"]
+        print(f"render {row['format']:8s}: hybrid {rates['hybrid']:.1f} RIRs/s, early (order 3,"
+              f" no tail) {rates['early']:.1f} RIRs/s: {row['early_over_hybrid']:.1f}x")
 
 
 if __name__ == "__main__":

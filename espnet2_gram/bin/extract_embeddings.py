@@ -21,7 +21,7 @@ with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
 import torch  # noqa: E402
 
 from espnet2_gram.embeddings import EXTRACTORS, FrameExtractor, extract_data_dir  # noqa: E402
-from espnet2_gram.utils.cli import run, setup_logging  # noqa: E402
+from espnet2_gram.utils.cli import run, setup_logging, str2bool  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -36,6 +36,8 @@ def main(argv=None) -> None:
     p.add_argument("--layer", type=int, default=None, help="encoder layer (default: last)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="weights of gram_random")
+    p.add_argument("--logmel_intensity", type=str2bool, default=False,
+                   help="logmel: append FOA's intensity-vector channels")
     p.add_argument("--num_threads", type=int, default=1)
     args = p.parse_args(argv)
     setup_logging()
@@ -43,7 +45,8 @@ def main(argv=None) -> None:
     if not Path(args.model_path).exists():
         raise FileNotFoundError(f"--model_path {args.model_path}: no such packed GRAM model")
     for kind in args.extractor:
-        extractor = FrameExtractor(kind, args.model_path, args.layer, args.seed)
+        extractor = FrameExtractor(kind, args.model_path, args.layer, args.seed,
+                                   args.logmel_intensity)
         for data_dir in args.data_dir:
             extract_data_dir(data_dir, Path(args.out_root) / kind / Path(data_dir).name,
                              extractor, args.model_path, args.layer, args.batch_size)

@@ -22,7 +22,7 @@ from .common import write_audio_data_dir
 
 logger = logging.getLogger(__name__)
 
-VERSION = 1  # bump when the synthesis changes, so that old corpora are regenerated
+VERSION = 2  # bump when the synthesis changes, so that old corpora are regenerated
 STAMP = "demo_params.json"
 SPLITS = ("train", "valid", "test")
 NOISE_SPLIT = "noise"
@@ -104,6 +104,10 @@ def _glottal_source(f0: np.ndarray, fs: int) -> np.ndarray:
     pulses = np.diff(cycles, prepend=0.0)
     flow = lfilter([1.0], [1.0, -1.94, 0.9409], pulses)  # double pole at 0.97: -12 dB/oct
     return np.diff(flow, prepend=0.0)  # lip radiation: +6 dB/oct
+
+
+def _unit_rms(x: np.ndarray) -> np.ndarray:
+    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
 
 
 def _formants(x: np.ndarray, freqs, fs: int) -> np.ndarray:
@@ -224,9 +228,45 @@ def am_tone(rng, fs, n):
     return np.sin(2 * np.pi * rng.uniform(400, 700) * t) * tremolo * _adsr(rng, n, fs)
 
 
+def broadband_burst(rng, fs, n):
+    """Pink-to-white noise burst over the whole band (100 Hz to 0.45 fs), sharp onset: the
+    broadband energy that carries pinna (front-back) cues."""
+    x = _colored_noise(rng, n, fs, rng.uniform(0.0, 1.0), lowest=100.0)
+    return x * _adsr(rng, n, fs, attack=(0.001, 0.01), release=(0.05, 0.3))
+
+
+def speech_like(rng, fs, n):
+    """Syllables: voiced vowels (glottal pulses through formants) alternating with fricatives
+    (noise high-passed above 2-4 kHz), like running speech."""
+    out = np.zeros(n)
+    start = 0
+    while start < n:
+        fric = min(n - start, int(rng.uniform(0.04, 0.12) * fs))
+        lo = min(rng.uniform(2000, 4000), 0.3 * fs)
+        out[start:start + fric] = _unit_rms(_band_noise(rng, fric, fs, lo, 0.45 * fs)
+                                            * np.hanning(fric)) * rng.uniform(0.5, 1.0)
+        start += fric
+        vowel = min(n - start, int(rng.uniform(0.1, 0.25) * fs))
+        if vowel > 0:
+            vowel_name = list(VOWELS)[int(rng.integers(len(VOWELS)))]
+            out[start:start + vowel] = _unit_rms(_vowel(rng, fs, vowel, vowel_name))
+        start += vowel + int(rng.uniform(0.0, 0.08) * fs)
+    return out
+
+
+def knock(rng, fs, n):
+    """Two to five knocks on wood: a broadband click exciting two damped resonances."""
+    out = np.zeros(n)
+    for pos in np.sort(rng.uniform(0.0, 0.8, int(rng.integers(2, 6)))) * n:
+        out[int(pos)] += rng.uniform(0.6, 1.0)
+    modes = sum(_resonator(out, rng.uniform(lo, hi), rng.uniform(60, 200), fs)
+                for lo, hi in ((250, 500), (900, 1800)))
+    return modes + lfilter([1.0, -1.0], [1.0, -0.3], out)
+
+
 EVENTS: Dict[str, Callable] = {f.__name__: f for f in (
     harmonic_tone, clarinet, bell, chirp_up, chirp_down, siren, noise_burst, click_train,
-    plucked_string, vowel_a, vowel_i, drum, am_tone,
+    plucked_string, vowel_a, vowel_i, drum, am_tone, broadband_burst, speech_like, knock,
 )}
 
 

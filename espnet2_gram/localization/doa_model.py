@@ -1,6 +1,7 @@
 """Direction-of-arrival regression on top of an encoder (GRAM on audio, or cached embeddings).
 
-The embedding is averaged over the valid frames, passed through the probe MLP and a linear
+The frames are pooled (``pooling``: mean, mean_std or attention, see
+``espnet2_gram.heads.FramePooling``), passed through the probe MLP and a linear
 layer to a 3-D vector: ``tanh`` and MSE against the unit direction (the paper's
 cartesian regression), or, with ``loss: cosine``, normalised and trained on 1 - cos.
 """
@@ -12,7 +13,7 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
-from ..heads import MLP, masked_mean
+from ..heads import MLP, FramePooling
 
 LOSSES = ("mse", "cosine")
 
@@ -32,19 +33,21 @@ def angle_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class ESPnetDOAModel(AbsESPnetModel):
     def __init__(self, encoder: AbsEncoder, hidden_sizes: Sequence[int] = (1024,),
-                 dropout: float = 0.1, batch_norm: bool = True, loss: str = "mse"):
+                 dropout: float = 0.1, batch_norm: bool = True, loss: str = "mse",
+                 pooling: str = "mean"):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"model_conf loss={loss!r}: expected one of {LOSSES}")
         self.encoder = encoder
-        self.mlp = MLP(encoder.output_size(), hidden_sizes, dropout, batch_norm)
+        self.pool = FramePooling(encoder.output_size(), pooling)
+        self.mlp = MLP(self.pool.output_size(), hidden_sizes, dropout, batch_norm)
         self.out = torch.nn.Linear(self.mlp.output_size(), 3)
         self.loss = loss
 
     def predict(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> torch.Tensor:
         """(B, 3) direction estimates (unit length for ``cosine``; tanh range for ``mse``)."""
         h, h_lengths, _ = self.encoder(speech, speech_lengths)
-        y = self.out(self.mlp(masked_mean(h, h_lengths)))
+        y = self.out(self.mlp(self.pool(h, h_lengths)))
         if self.loss == "mse":
             return torch.tanh(y)
         return torch.nn.functional.normalize(y, dim=-1)

@@ -4,6 +4,11 @@ through a (held-out) RIR bank with noise, with its direction in ``utt2doa``.
 Utterance ``u`` draws its pack, noise clip, noise offset and SNR from
 ``default_rng([seed, crc32(u)])``, so a set does not depend on the order or number of
 utterances, and an interrupted run resumes by skipping the audio already written.
+
+Localisation sets need many directions: ``renders_per_utt`` K > 1 renders every utterance K
+times (``<u>-r1`` ... ``<u>-rK``), and ``pack_assignment: distinct`` gives every render a pack
+of its own (a seeded permutation of the bank over the sorted renders), so that the set has as
+many source directions, each in its own room, as renders.
 ``provenance.json`` (seed, SNR range, bank, inputs...) makes sure that audio was rendered with
 the same settings.
 """
@@ -27,15 +32,40 @@ logger = logging.getLogger(__name__)
 COPIED_FILES = ("utt2label", "text", "utt2fold")
 RENDERED_FILES = ("wav.scp", "utt2doa", "utt2num_samples", "utt2snr", "utt2rir")
 SUMMARY = "summary.json"
+PACK_ASSIGNMENTS = ("random", "distinct")
 
 
 def utt_rng(seed: int, utt: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(utt.encode("utf-8"))])
 
 
+def render_ids(utts, renders_per_utt: int) -> dict:
+    """{render id: source utterance}: the utterances themselves for one render each."""
+    if renders_per_utt == 1:
+        return {u: u for u in utts}
+    return {f"{u}-r{k}": u for u in utts for k in range(1, renders_per_utt + 1)}
+
+
+def assign_packs(renders, num_packs: int, seed: int, assignment: str) -> dict:
+    """{render id: pack index}: drawn per render (``random``, with repeats) or one pack per
+    render (``distinct``: a seeded permutation of the packs over the sorted render ids)."""
+    if assignment not in PACK_ASSIGNMENTS:
+        raise ValueError(f"--pack_assignment {assignment!r}: expected one of {PACK_ASSIGNMENTS}")
+    renders = sorted(renders)
+    if assignment == "random":
+        return {r: int(utt_rng(seed, r).integers(num_packs)) for r in renders}
+    if len(renders) > num_packs:
+        raise ValueError(f"--pack_assignment distinct: {len(renders)} renders need at least as"
+                         f" many packs, the bank has {num_packs}; enlarge the bank or lower"
+                         " --renders_per_utt")
+    order = np.random.default_rng([seed, len(renders)]).permutation(num_packs)
+    return {r: int(order[i]) for i, r in enumerate(renders)}
+
+
 def render_eval_set(data_dir, bank_dir, out_dir, audio_dir, noise_dir=None, seed: int = 0,
                     snr_range=(5.0, 40.0), fade_seconds: float = 0.2,
-                    mono_policy: str = "first", overwrite: bool = False) -> dict:
+                    mono_policy: str = "first", overwrite: bool = False,
+                    renders_per_utt: int = 1, pack_assignment: str = "random") -> dict:
     """Render ``data_dir`` through the bank; returns a summary (also in ``summary.json``).
 
     Audio already rendered with the same settings is reused; outputs of other settings are
@@ -44,16 +74,21 @@ def render_eval_set(data_dir, bank_dir, out_dir, audio_dir, noise_dir=None, seed
     lo, hi = snr_range
     if not lo <= hi:
         raise ValueError(f"--snr_range must be low <= high, got {list(snr_range)}")
+    if int(renders_per_utt) != renders_per_utt or renders_per_utt < 1:
+        raise ValueError(f"--renders_per_utt must be an integer >= 1, got {renders_per_utt}")
     if Path(data_dir).resolve() == Path(out_dir).resolve():
         raise ValueError(f"--out_dir {out_dir} must differ from --data_dir")
     tables = read_data_dir(data_dir)
     bank = RIRBank(bank_dir)
+    renders = render_ids(tables["wav.scp"], renders_per_utt)
+    packs = assign_packs(renders, len(bank), seed, pack_assignment)
     noises = read_kv(Path(noise_dir) / "wav.scp") if noise_dir else {}
     noise_keys = sorted(noises)
     audio_dir = Path(audio_dir).resolve()
     settings = {
         "stage": "make_eval_set", "seed": seed, "snr_range": [lo, hi],
         "fade_seconds": fade_seconds, "mono_policy": mono_policy, "audio_dir": str(audio_dir),
+        "renders_per_utt": renders_per_utt, "pack_assignment": pack_assignment,
         "data_dir wav.scp sha256": file_digest(Path(data_dir) / "wav.scp"),
         "bank_dir meta.jsonl sha256": file_digest(Path(bank_dir) / META),
         "noise_dir wav.scp sha256":
@@ -61,21 +96,22 @@ def render_eval_set(data_dir, bank_dir, out_dir, audio_dir, noise_dir=None, seed
     }
     names = RENDERED_FILES + COPIED_FILES + (SUMMARY,)
     prepare_outputs(out_dir, settings, [Path(out_dir) / n for n in names]
-                    + [audio_dir / f"{u}.wav" for u in tables["wav.scp"]], overwrite=overwrite)
+                    + [audio_dir / f"{r}.wav" for r in renders], overwrite=overwrite)
     remove_stale_temps(out_dir)
     remove_stale_temps(audio_dir)
     out = {name: {} for name in RENDERED_FILES}
     copied = {name: {} for name in COPIED_FILES if name in tables}
     skipped = {}
-    for utt in sorted(tables["wav.scp"]):
+    for utt, src in sorted(renders.items()):
         rng = utt_rng(seed, utt)
-        pack = int(rng.integers(len(bank)))
+        rng.integers(len(bank))  # the draw of a random pack (assign_packs): later draws stay put
+        pack = packs[utt]
         noise_utt = noise_keys[int(rng.integers(len(noise_keys)))] if noise_keys else None
         snr = float(rng.uniform(lo, hi))
         wav = audio_dir / f"{utt}.wav"
         try:
             num_samples = _render_one(
-                tables["wav.scp"][utt], wav, bank, pack, noises.get(noise_utt), snr, rng,
+                tables["wav.scp"][src], wav, bank, pack, noises.get(noise_utt), snr, rng,
                 fade_seconds, mono_policy,
             )
         except AudioError as e:
@@ -89,7 +125,7 @@ def render_eval_set(data_dir, bank_dir, out_dir, audio_dir, noise_dir=None, seed
         out["utt2snr"][utt] = f"{snr:.2f}" if noise_utt else "inf"
         out["utt2rir"][utt] = meta["id"]
         for name in copied:
-            copied[name][utt] = tables[name][utt]
+            copied[name][utt] = tables[name][src]
     if not out["wav.scp"]:
         raise ValueError(f"{data_dir}: no utterance could be rendered ({len(skipped)} skipped)")
     write_data_dir(out_dir, {**out, **copied})

@@ -10,7 +10,10 @@ import numpy as np
 from .geometry import cart_to_sph, listener_to_room, room_to_listener, sph_to_cart
 
 FORMATS = {"binaural": 2, "foa": 4}
-METHODS = ("hybrid", "ism")
+# hybrid: image sources up to ism_order + ray-traced tail; ism: image sources up to the order
+# the room's RT60 needs (Sabine); early: image sources up to ism_order only, no late tail
+# (several times cheaper: for direction-rich localisation sets, see conf/demo/rir_bank_loc.yaml)
+METHODS = ("hybrid", "ism", "early")
 # Real orthonormal spherical harmonics (pyroomacoustics) to SN3D: sqrt(4 pi / (2 n + 1)).
 _N3D_TO_SN3D = np.sqrt(4 * np.pi / np.array([1.0, 3.0, 3.0, 3.0]))
 
@@ -192,7 +195,7 @@ class RIRRenderer:
         import pyroomacoustics as pra
 
         cfg = self.cfg
-        order = cfg.ism_order if cfg.method == "hybrid" else geom.max_order
+        order = geom.max_order if cfg.method == "ism" else cfg.ism_order
         room = pra.ShoeBox(
             geom.size, fs=cfg.fs, materials=pra.Material(geom.absorption), max_order=order,
             air_absorption=cfg.air_absorption, ray_tracing=False,

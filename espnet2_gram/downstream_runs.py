@@ -1,0 +1,414 @@
+"""Downstream runs: train (ESPnet's trainer), infer on the test set, score -> ``scores.json``.
+
+One run is a task (``cls``, ``doa``, ``seld``), a way of training (``probe`` on cached
+embeddings, ``finetune`` of GRAM on audio, ``supervised``: SELDnet from scratch on audio), a
+model, a seed and three data dirs. Every step runs in this process (the trainer, the
+inference and the scorer of ``espnet2_gram.bin``), so that the many runs of a recipe stage
+(models x seeds x formats) pay the import of ESPnet once per process, not three times a run.
+
+A run is checked whole before anything is written (its data dirs, label and embedding files,
+config, packed model). Only a finished training counts: ``<exp_dir>/training.done`` (the
+inputs' fingerprint) is written once the trainer returned and left its best model; an
+interrupted run resumes from ESPnet's ``checkpoint.pth`` and is never scored. A scored,
+finished run is skipped, unless its inputs changed (config, options, data lists and labels,
+embeddings or packed model): then it starts again from scratch.
+"""
+
+import argparse
+import contextlib
+import hashlib
+import importlib
+import json
+import logging
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+logger = logging.getLogger("espnet2_gram.downstream")
+
+TASK_MODES = {"cls": ("probe", "finetune"), "doa": ("probe", "finetune", "supervised"),
+              "seld": ("probe", "finetune", "supervised")}
+POOLINGS = ("mean", "mean_std", "attention")
+# per task: label file, its ESPnet data name and type, and the checkpoint kept
+LABELS = {"cls": ("utt2label", "label", "text", "valid.acc.best.pth"),
+          "doa": ("utt2doa", "doa", "text_float", "valid.loss.best.pth"),
+          "seld": ("tracks.scp", "tracks", "npy", "train.loss.best.pth")}
+# the entry point of each step (a module of espnet2_gram.bin with main(argv))
+STEPS = {name: f"espnet2_gram.bin.{name}" for name in (
+    "cls_train", "doa_train", "seld_train", "cls_inference", "doa_inference", "seld_inference",
+    "score_cls", "score_doa", "score_seld")}
+
+
+class RunError(ValueError):
+    """A run that cannot start or did not finish; the message names the option or file."""
+
+
+@dataclass
+class Run:
+    """The options of one run (``python -m espnet2_gram.bin.downstream --help``)."""
+
+    task: str
+    format: str
+    dataset: str
+    train_dir: str
+    valid_dir: str
+    test_dir: str
+    task_config: str
+    exp_dir: str
+    mode: str = "probe"
+    model: str = "gram"
+    seed: int = 0
+    pooling: Optional[str] = None
+    fold: Optional[int] = None
+    packed_model: Optional[str] = None
+    multilabel: bool = False
+    num_classes: Optional[int] = None
+    chunk_dir: Optional[str] = None
+    train_args: List[str] = field(default_factory=list)
+    ngpu: int = 0
+
+    @property
+    def probe(self) -> bool:
+        return self.mode == "probe"
+
+    @property
+    def dirs(self) -> Dict[str, Path]:
+        return {"train": Path(self.train_dir), "valid": Path(self.valid_dir),
+                "test": Path(self.test_dir)}
+
+    @property
+    def speech(self) -> tuple:
+        return ("feats.scp", "kaldi_ark") if self.probe else ("wav.scp", "sound")
+
+    @property
+    def decode_dir(self) -> Path:
+        return Path(self.exp_dir) / f"decode_{self.dirs['test'].name}"
+
+
+def check(run: Run) -> List[Path]:
+    """Refuse a run that cannot work; returns the files that made its inputs (fingerprinted)."""
+    if run.task not in TASK_MODES or run.mode not in TASK_MODES[run.task]:
+        raise RunError(f"--task {run.task} --mode {run.mode}: expected task cls|doa|seld, mode"
+                       " probe|finetune (or supervised for doa and seld)")
+    if run.pooling is not None and run.pooling not in POOLINGS:
+        raise RunError(f"--pooling: expected one of {', '.join(POOLINGS)}, got '{run.pooling}'")
+    if run.task == "seld":
+        if run.num_classes is None or run.num_classes < 1:
+            got = "" if run.num_classes is None else run.num_classes
+            raise RunError(f"--num_classes: expected a positive integer, got '{got}'")
+        if not run.chunk_dir or not (Path(run.chunk_dir) / "metadata").is_dir():
+            raise RunError(f"--chunk_dir '{run.chunk_dir}': expected a make_seld_data dir with"
+                           " metadata/")
+    speech_file, label_file = run.speech[0], LABELS[run.task][0]
+    for split, d in run.dirs.items():
+        if not d.is_dir():
+            raise RunError(f"--{split}_dir {d}: no such directory")
+        for name in (speech_file, label_file):
+            if not (d / name).is_file() or (d / name).stat().st_size == 0:
+                raise RunError(f"{d / name}: missing or empty (--{split}_dir)")
+        if run.probe:
+            arks = {line.split(maxsplit=1)[1].rsplit(":", 1)[0]
+                    for line in (d / "feats.scp").read_text().splitlines() if line.strip()}
+            for ark in sorted(arks):
+                if not Path(ark).is_file():
+                    raise RunError(f"{d / 'feats.scp'}: embeddings file {ark} not found")
+    if run.probe:
+        made_by = [d / "embeddings.json" for d in run.dirs.values()]
+    elif run.mode == "finetune":
+        if not run.packed_model:
+            raise RunError("--mode finetune needs --packed_model")
+        made_by = [Path(run.packed_model) / "config.yaml", Path(run.packed_model) / "model.pth"]
+    else:
+        made_by = []
+    for f in [Path(run.task_config), *made_by]:
+        if not f.is_file():
+            raise RunError(f"{f}: no such file")
+    return made_by
+
+
+def fingerprint(run: Run, made_by: List[Path]) -> str:
+    """md5 of what the run depends on: options, config, what made the data, data lists, labels."""
+    h = hashlib.md5()
+    h.update(" ".join(map(str, (run.task, run.mode, run.model, run.multilabel, run.num_classes,
+                                run.seed, run.pooling, *run.train_args))).encode())
+    for f in [Path(run.task_config), *made_by]:
+        h.update(f.read_bytes())
+    for d in run.dirs.values():
+        h.update(str(d).encode())
+        for f in sorted(d.glob("*.scp")) + [d / LABELS[run.task][0]]:
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def prepare(run: Run, inputs: str) -> bool:
+    """Markers: restart a run whose inputs changed; True when it is scored already."""
+    exp = Path(run.exp_dir)
+    done = exp / "training.done"
+    for f in (exp / "inputs.md5", done):
+        if f.is_file() and f.read_text().strip() != inputs:
+            logger.info("%s: inputs changed since the last run; training again from scratch", exp)
+            shutil.rmtree(exp)
+            break
+    if done.is_file() and (run.decode_dir / "scores.json").is_file():
+        logger.info("%s: scored already (%s)", exp, run.decode_dir / "scores.json")
+        return True
+    if not done.is_file():  # scores of an unfinished run are not kept
+        shutil.rmtree(run.decode_dir, ignore_errors=True)
+    exp.mkdir(parents=True, exist_ok=True)
+    _write(exp / "inputs.md5", inputs + "\n")
+    return False
+
+
+def input_size(run: Run) -> int:
+    """Embedding size (probe) or the format's channel count (audio)."""
+    if run.probe:
+        return int(json.loads((run.dirs["train"] / "embeddings.json").read_text())["dim"])
+    from .frontend.spatial_features import FORMAT_CHANNELS
+
+    return FORMAT_CHANNELS[run.format]
+
+
+def train_argv(run: Run) -> List[str]:
+    """The trainer's options."""
+    exp = Path(run.exp_dir)
+    speech_file, speech_type = run.speech
+    label_file, label_name, label_type, _ = LABELS[run.task]
+    argv = ["--config", run.task_config, "--ngpu", str(run.ngpu),
+            "--input_size", str(input_size(run)), "--output_dir", str(exp), "--resume", "true",
+            "--seed", str(run.seed)]
+    if run.mode == "finetune":
+        argv += ["--encoder_conf", f"model_path={run.packed_model}",
+                 "--encoder_conf", f"random_init={str(run.model == 'gram_random').lower()}"]
+    if run.task == "seld":
+        argv += ["--model_conf", f"num_classes={run.num_classes}"]
+    if run.pooling and run.task == "cls":  # the classifier pools in its probe encoder
+        argv += ["--encoder_conf", f"pooling={run.pooling}"]
+    if run.pooling and run.task == "doa":  # DoA in its model; SELD keeps the frames
+        argv += ["--model_conf", f"pooling={run.pooling}"]
+    for split in ("train", "valid"):
+        d = run.dirs[split]
+        argv += [f"--{split}_data_path_and_name_and_type", f"{d / speech_file},speech,{speech_type}",
+                 f"--{split}_data_path_and_name_and_type", f"{d / label_file},{label_name},{label_type}",
+                 f"--{split}_shape_file", str(d / speech_file)]
+    if run.task == "cls":
+        # Token list: the training labels, sorted, then <unk> (ESPnet's classifier drops the last).
+        labels = {w for line in (run.dirs["train"] / "utt2label").read_text().splitlines()
+                  for w in line.split()[1:]}
+        _write(exp / "tokens.txt", "".join(f"{t}\n" for t in sorted(labels)) + "<unk>\n")
+        kind = "multi-label" if run.multilabel else "multi-class"
+        argv += ["--token_list", str(exp / "tokens.txt"),
+                 "--model_conf", f"classification_type={kind}"]
+    return argv + list(run.train_args)
+
+
+def decode_argvs(run: Run) -> tuple:
+    """(inference options, scoring options)."""
+    exp, out = Path(run.exp_dir), run.decode_dir
+    best = str(exp / LABELS[run.task][3])
+    test = run.dirs["test"]
+    speech = f"{test / run.speech[0]},speech,{run.speech[1]}"
+    device = "cuda" if run.ngpu > 0 else "cpu"
+    report = ["--model", run.model, "--mode", run.mode, "--format", run.format,
+              "--dataset", run.dataset, "--seed", str(run.seed)]
+    if run.fold is not None:
+        report += ["--fold", str(run.fold)]
+    if run.task == "cls":
+        infer = ["--ngpu", str(min(run.ngpu, 1)), "--batch_size", "1",
+                 "--classification_train_config", str(exp / "config.yaml"),
+                 "--classification_model_file", best, "--output_all_probabilities", "true",
+                 "--data_path_and_name_and_type", speech, "--output_dir", str(out)]
+        score = ["--ref", str(test / "utt2label"), "--hyp_dir", str(out),
+                 "--token_list", str(exp / "tokens.txt"),
+                 "--multilabel", str(run.multilabel).lower(), "--out_dir", str(out)]
+    elif run.task == "doa":
+        infer = ["--train_config", str(exp / "config.yaml"), "--model_file", best,
+                 "--data_path_and_name_and_type", speech, "--device", device,
+                 "--output_dir", str(out)]
+        score = ["--ref", str(test / "utt2doa"), "--hyp", str(out / "utt2doa"),
+                 "--out_dir", str(out)]
+    else:
+        chunks = Path(run.chunk_dir)
+        infer = ["--train_config", str(exp / "config.yaml"), "--model_file", best,
+                 "--data_path_and_name_and_type", speech, "--chunk_dir", str(chunks),
+                 "--device", device, "--output_dir", str(out)]
+        score = ["--ref_dir", str(chunks / "metadata"), "--recordings",
+                 str(chunks / "recordings"), "--hyp_dir", str(out / "pred"),
+                 "--num_classes", str(run.num_classes), "--out_dir", str(out)]
+    return infer, score + report
+
+
+@contextlib.contextmanager
+def logging_to(path: Path):
+    """Route this process's log records, stdout and stderr to ``path`` for a step."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    with open(path, "a", encoding="utf-8") as f:
+        handler = logging.StreamHandler(f)
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"))
+        root.handlers, root.level = [handler], logging.INFO
+        try:
+            with contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+                yield
+        finally:
+            root.handlers, root.level = saved
+
+
+def call_step(steps: Dict[str, Callable], name: str, argv: List[str], log: Path) -> None:
+    """Run step ``name`` with ``argv``, its output appended to ``log``; RunError on failure."""
+    try:
+        with logging_to(log):
+            steps[name](argv)
+    except BaseException as e:  # the trainers end with SystemExit on bad options
+        if isinstance(e, KeyboardInterrupt) or (isinstance(e, SystemExit) and not e.code):
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            return
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"ERROR: {type(e).__name__}: {e}\n")
+        raise RunError(f"{name} failed ({type(e).__name__}: {e}), see {log}") from e
+
+
+def default_steps() -> Dict[str, Callable]:
+    return {name: (lambda argv, m=module: importlib.import_module(m).main(argv))
+            for name, module in STEPS.items()}
+
+
+def execute(run: Run, steps: Dict[str, Callable] = None) -> Path:
+    """Train, infer and score one run (or skip it when scored); returns its scores.json."""
+    steps = steps or default_steps()
+    made_by = check(run)
+    inputs = fingerprint(run, made_by)
+    if prepare(run, inputs):
+        return run.decode_dir / "scores.json"
+    exp = Path(run.exp_dir)
+    done = exp / "training.done"
+    if not done.is_file():
+        resumed = (exp / "checkpoint.pth").is_file()
+        if resumed:
+            logger.info("resuming the unfinished training in %s from checkpoint.pth", exp)
+        else:
+            logger.info("training %s %s %s %s seed %d -> %s", run.task, run.mode, run.model,
+                        run.format, run.seed, exp)
+        try:
+            call_step(steps, f"{run.task}_train", train_argv(run), exp / "train.log")
+        except RunError as e:
+            hint = (f" (resumed from {exp / 'checkpoint.pth'}; remove {exp} to train from"
+                    " scratch)") if resumed else ""
+            raise RunError(f"training failed{hint}: {e}") from e
+        best = exp / LABELS[run.task][3]
+        if not best.exists():
+            raise RunError(f"training ended without {best}, see {exp / 'train.log'}")
+        _write(done, inputs + "\n")
+    logger.info("inference on %s -> %s", run.dirs["test"], run.decode_dir)
+    run.decode_dir.mkdir(parents=True, exist_ok=True)
+    infer, score = decode_argvs(run)
+    call_step(steps, f"{run.task}_inference", infer, run.decode_dir / "inference.log")
+    call_step(steps, f"score_{run.task}", score, run.decode_dir / "scoring.log")
+    scores = run.decode_dir / "scores.json"
+    metrics = json.loads(scores.read_text())["metrics"]
+    logger.info("%s %s", scores, {k: round(v, 3) if isinstance(v, float) else v
+                                  for k, v in metrics.items()})
+    return scores
+
+
+def get_parser() -> argparse.ArgumentParser:
+    from .utils.cli import str2bool
+
+    p = argparse.ArgumentParser(
+        description="One downstream run, or those of a run list (--runs); see "
+                    "espnet2_gram.downstream_runs.")
+    p.add_argument("--runs", help="file with the options of one run per line (shell words);"
+                                  " with --job/--num_jobs this process takes every num_jobs-th")
+    p.add_argument("--job", type=int, default=1, help="1-based share of --runs")
+    p.add_argument("--num_jobs", type=int, default=1)
+    g = p.add_argument_group("one run")
+    g.add_argument("--task", choices=sorted(TASK_MODES))
+    g.add_argument("--mode", default="probe", help="probe | finetune | supervised")
+    g.add_argument("--model", default="gram", help="gram | gram_random | logmel | seldnet")
+    g.add_argument("--format", help="binaural | foa | mono")
+    g.add_argument("--dataset", help="name in the report")
+    g.add_argument("--fold", type=int, default=None, help="cross-validation fold")
+    g.add_argument("--seed", type=int, default=0, help="trainer seed")
+    g.add_argument("--pooling", default=None,
+                   help="probes: frame pooling mean | mean_std | attention (default: config's)")
+    for split in ("train", "valid", "test"):
+        g.add_argument(f"--{split}_dir")
+    g.add_argument("--task_config", help="YAML of the trainer")
+    g.add_argument("--exp_dir")
+    g.add_argument("--packed_model", help="finetune: the packed GRAM model")
+    g.add_argument("--multilabel", type=str2bool, default=False, help="cls: multi-label")
+    g.add_argument("--num_classes", type=int, default=None, help="seld")
+    g.add_argument("--chunk_dir", help="seld: make_seld_data dir of the test set")
+    g.add_argument("--train_args", default="", help="more trainer options, e.g. '--max_epoch 2'")
+    g.add_argument("--ngpu", type=int, default=0)
+    return p
+
+
+REQUIRED = ("task", "format", "dataset", "train_dir", "valid_dir", "test_dir", "task_config",
+            "exp_dir")
+
+
+def run_from_args(args: argparse.Namespace) -> Run:
+    for name in REQUIRED:
+        if not getattr(args, name):
+            raise RunError(f"--{name} is required")
+    if args.ngpu < 0:
+        raise RunError(f"--ngpu: expected an integer >= 0, got '{args.ngpu}'")
+    if args.seed < 0:
+        raise RunError(f"--seed: expected an integer >= 0, got '{args.seed}'")
+    opts = {k: getattr(args, k) for k in Run.__dataclass_fields__ if k != "train_args"}
+    opts["pooling"] = opts["pooling"] or None
+    opts["packed_model"] = opts["packed_model"] or None
+    return Run(train_args=shlex.split(args.train_args), **opts)
+
+
+def read_runs(path, parser: argparse.ArgumentParser) -> List[Run]:
+    """The runs of a run list, each line checked as options (errors name the line)."""
+    runs = []
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            args = parser.parse_args(shlex.split(line))
+        except SystemExit as e:
+            raise RunError(f"{path}:{lineno}: bad run options (see above)") from e
+        if args.runs:
+            raise RunError(f"{path}:{lineno}: --runs inside a run list")
+        try:
+            runs.append(run_from_args(args))
+        except RunError as e:
+            raise RunError(f"{path}:{lineno}: {e}") from e
+    return runs
+
+
+def main(argv=None, steps: Dict[str, Callable] = None) -> None:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if args.runs:
+        if not 1 <= args.job <= args.num_jobs:
+            raise RunError(f"--job must be in [1, --num_jobs {args.num_jobs}], got {args.job}")
+        runs = read_runs(args.runs, parser)[args.job - 1::args.num_jobs]
+    else:
+        runs = [run_from_args(args)]
+    failed = []
+    for run in runs:
+        try:
+            execute(run, steps)
+        except RunError as e:
+            if len(runs) == 1:
+                raise
+            logger.error("%s: %s", run.exp_dir, e)
+            failed.append(run.exp_dir)
+    if failed:
+        raise RunError(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}")
+    sys.stdout.flush()

@@ -161,7 +161,7 @@ make_bank() {
       --prefix "${name}_" --job_index JOB --num_jobs "${nj}"
   ${train_cmd} "${bank}/log/merge.log" \
     ${python} -m espnet2_gram.bin.make_rir_bank --out_dir "${bank}" --merge true
-  log "$(${python} -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], d['num_packs'], 'packs,', d['num_rirs'], 'RIRs, mean RT60 target/measured %.2f/%.2f s' % (d['rt60_target_mean'], d['rt60_measured_mean']))" "${bank}/bank.json")"
+  log "$(grep -o 'merged .*' "${bank}/log/merge.log")"
 }
 
 # loc_bank_seed <set>: the seed of a localisation set's bank, from its name (rooms of
@@ -309,6 +309,13 @@ set_dir() {
   if [ "$2" = clean ]; then echo "${dumpdir}/raw/$1"; else echo "${dumpdir}/raw/$1_$3"; fi
 }
 
+# wait_all <what>: wait for every background job of this shell; fail if any failed.
+wait_all() {
+  local pid failed=0
+  for pid in $(jobs -p); do wait "${pid}" || failed=1; done
+  [ "${failed}" -eq 0 ] || die "$1 failed"
+}
+
 # embed <format> <data dir>...: cache the frame embeddings of every downstream model (once).
 embed() {
   local fmt=$1; shift
@@ -411,8 +418,9 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_
     done
     for s in $(task_sets ${doa_tasks}); do dirs+=("$(set_dir "${s}" naturalistic "${fmt}")"); done
     # shellcheck disable=SC2046
-    [[ " ${downstream_modes} " == *" probe "* ]] && embed "${fmt}" $(printf '%s\n' "${dirs[@]}" | sort -u)
+    [[ " ${downstream_modes} " == *" probe "* ]] && { embed "${fmt}" $(printf '%s\n' "${dirs[@]}" | sort -u) & }
   done
+  wait_all "embeddings (see ${emb_dir}/log/)"  # the formats are embedded in parallel
   jobs=()
   for fmt in ${formats}; do
     for spec in ${cls_tasks}; do

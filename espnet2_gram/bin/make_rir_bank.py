@@ -95,8 +95,9 @@ def main(argv=None) -> None:
     setup_logging(args.log_level)
     if args.merge:
         info = merge_bank(args.out_dir)
-        logging.info("merged %d packs (%d RIRs) into %s", info["num_packs"], info["num_rirs"],
-                     args.out_dir)
+        logging.info("merged %d packs (%d RIRs) into %s, mean RT60 target/measured %.2f/%.2f s",
+                     info["num_packs"], info["num_rirs"], args.out_dir,
+                     info["rt60_target_mean"], info["rt60_measured_mean"])
         return
     if not args.config:
         raise ValueError("--config is required to render a bank")

@@ -57,6 +57,8 @@ loc_sets=""           # <set>:<renders> ...: stage 4 renders each clip of <set> 
 downstream_models="gram gram_random logmel seldnet"  # pretrained GRAM, same encoder untrained,
                           # log-mel, supervised SELDnet localiser (doa and seld only)
 downstream_seeds="0 1 2"  # every downstream run once per seed (RESULTS.md: mean ± std)
+probe_grid=""             # HEAR's grid search for the cls and DoA probes: axes <group>.<key>=v1|v2
+                          # ('head' = the probe's options), the best point on validation is kept
 logmel_intensity=true     # log-mel of FOA also gets the three intensity-vector channels
 logmel_pooling=mean_std   # log-mel classification probes pool frames as HEAR's naive baseline
                           # (mean and std; GRAM: the mean, as its HEAR API); DoA probes of every
@@ -106,6 +108,10 @@ check_words downstream_models gram gram_random logmel seldnet
 [ -n "${downstream_models// /}" ] || die "--downstream_models: expected at least one of gram gram_random logmel seldnet, got nothing"
 [[ "${downstream_seeds}" =~ ^[[:space:]]*[0-9]{1,9}([[:space:]]+[0-9]{1,9})*[[:space:]]*$ ]] \
   || die "--downstream_seeds: expected one or more integer seeds, got '${downstream_seeds}'"
+for axis in ${probe_grid}; do
+  [[ "${axis}" =~ ^[A-Za-z_]+\.[A-Za-z_]+=[^|]+(\|[^|]+)*$ ]] \
+    || die "--probe_grid: expected axes <group>.<key>=<v1>|<v2>..., got '${axis}'"
+done
 [[ "${logmel_intensity}" =~ ^(true|false)$ ]] || die "--logmel_intensity: expected true or false, got '${logmel_intensity}'"
 [[ "${logmel_pooling}" =~ ^(mean|mean_std|attention)$ ]] \
   || die "--logmel_pooling: expected mean, mean_std or attention, got '${logmel_pooling}'"
@@ -151,6 +157,13 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   done
 fi
 
+# wait_all <what>: wait for every background job of this shell; fail if any failed.
+wait_all() {
+  local pid failed=0
+  for pid in $(jobs -p); do wait "${pid}" || failed=1; done
+  [ "${failed}" -eq 0 ] || die "$1 failed"
+}
+
 # make_bank <name> <config> <format> <packs> <seed>: one RIR bank, split over ${nj} jobs.
 make_bank() {
   local name=$1 config=$2 fmt=$3 num_packs=$4 bank_seed=$5
@@ -183,41 +196,46 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   done
 fi
 
-if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
-  log "Stage 4: fixed spatial evaluation sets (${eval_sets}) and simulated SELD data"
-  for fmt in ${formats}; do
-    for dset in ${eval_sets}; do
-      ${train_cmd} "${expdir}/eval_sets/log/${dset}_${fmt}.log" \
-        ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
-          --bank_dir "${expdir}/rir_bank/eval_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
-          --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 2)) --overwrite "${overwrite}"
-    done
-    for dset in ${downstream_train_sets}; do
-      ${train_cmd} "${expdir}/eval_sets/log/${dset}_${fmt}.log" \
-        ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
-          --bank_dir "${expdir}/rir_bank/train_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
-          --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 5)) --overwrite "${overwrite}"
-    done
-    for spec in ${loc_sets}; do
-      IFS=: read -r dset renders <<< "${spec}"
-      ${train_cmd} "${expdir}/eval_sets/log/${dset}_loc_${fmt}.log" \
-        ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
-          --bank_dir "${expdir}/rir_bank/loc_${dset}_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
-          --out_dir "${dumpdir}/raw/${dset}_loc_${fmt}" --seed $((seed + 6)) --overwrite "${overwrite}" \
-          --renders_per_utt "${renders}" --pack_assignment distinct
-    done
-    for split in train test; do
-      if [ "${split}" = train ]; then src=${seld_train_source}; num=${num_seld_train}; split_seed=$((seed + 3))
-      else src=${seld_test_source}; num=${num_seld_test}; split_seed=$((seed + 4)); fi
-      [ -n "${src}" ] && [ "${num}" -gt 0 ] || continue
-      ${train_cmd} "${expdir}/dcase_sim/log/${fmt}_${split}.log" \
-        ${python} -m espnet2_gram.bin.export_dcase --config "${dcase_config}" \
-          --data_dir "${dumpdir}/raw/${src}" --noise_dir "${dumpdir}/raw/${noise_set}" \
-          --out_root "${dumpdir}/dcase_sim_${fmt}" --split "dev-${split}-sim" \
-          --kaldi_dir "${dumpdir}/raw/seld_${split}_${fmt}" --num_recordings "${num}" \
-          --format "${fmt}" --fs "${fs}" --seed "${split_seed}"
-    done
+# spatial_sets <format>: stage 4's sets of one format (the formats run in parallel).
+spatial_sets() {
+  local fmt=$1 dset spec renders split src num split_seed
+  for dset in ${eval_sets}; do
+    ${train_cmd} "${expdir}/eval_sets/log/${dset}_${fmt}.log" \
+      ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
+        --bank_dir "${expdir}/rir_bank/eval_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
+        --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 2)) --overwrite "${overwrite}"
   done
+  for dset in ${downstream_train_sets}; do
+    ${train_cmd} "${expdir}/eval_sets/log/${dset}_${fmt}.log" \
+      ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
+        --bank_dir "${expdir}/rir_bank/train_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
+        --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 5)) --overwrite "${overwrite}"
+  done
+  for spec in ${loc_sets}; do
+    IFS=: read -r dset renders <<< "${spec}"
+    ${train_cmd} "${expdir}/eval_sets/log/${dset}_loc_${fmt}.log" \
+      ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
+        --bank_dir "${expdir}/rir_bank/loc_${dset}_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
+        --out_dir "${dumpdir}/raw/${dset}_loc_${fmt}" --seed $((seed + 6)) --overwrite "${overwrite}" \
+        --renders_per_utt "${renders}" --pack_assignment distinct
+  done
+  for split in train test; do
+    if [ "${split}" = train ]; then src=${seld_train_source}; num=${num_seld_train}; split_seed=$((seed + 3))
+    else src=${seld_test_source}; num=${num_seld_test}; split_seed=$((seed + 4)); fi
+    [ -n "${src}" ] && [ "${num}" -gt 0 ] || continue
+    ${train_cmd} "${expdir}/dcase_sim/log/${fmt}_${split}.log" \
+      ${python} -m espnet2_gram.bin.export_dcase --config "${dcase_config}" \
+        --data_dir "${dumpdir}/raw/${src}" --noise_dir "${dumpdir}/raw/${noise_set}" \
+        --out_root "${dumpdir}/dcase_sim_${fmt}" --split "dev-${split}-sim" \
+        --kaldi_dir "${dumpdir}/raw/seld_${split}_${fmt}" --num_recordings "${num}" \
+        --format "${fmt}" --fs "${fs}" --seed "${split_seed}"
+  done
+}
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+  log "Stage 4: fixed spatial evaluation sets (${eval_sets}), localisation sets and simulated SELD data"
+  for fmt in ${formats}; do spatial_sets "${fmt}" & done
+  wait_all "stage 4 (see ${expdir}/eval_sets/log/ and ${expdir}/dcase_sim/log/)"
 fi
 
 # Source clips of pretraining (several sets are concatenated into one list).
@@ -309,13 +327,6 @@ set_dir() {
   if [ "$2" = clean ]; then echo "${dumpdir}/raw/$1"; else echo "${dumpdir}/raw/$1_$3"; fi
 }
 
-# wait_all <what>: wait for every background job of this shell; fail if any failed.
-wait_all() {
-  local pid failed=0
-  for pid in $(jobs -p); do wait "${pid}" || failed=1; done
-  [ "${failed}" -eq 0 ] || die "$1 failed"
-}
-
 # embed <format> <data dir>...: cache the frame embeddings of every downstream model (once).
 embed() {
   local fmt=$1; shift
@@ -398,12 +409,13 @@ runs_of() {
 # add_jobs <task> <mode> <model> <format> <exp name> <options of bin.downstream>...: one run per
 # seed of ${downstream_seeds}, appended to the array jobs.
 add_jobs() {
-  local task=$1 mode=$2 model=$3 fmt=$4 name=$5 s pooling=""; shift 5
+  local task=$1 mode=$2 model=$3 fmt=$4 name=$5 s pooling="" grid=""; shift 5
   [ "${model}" = logmel ] && [ "${task}" = cls ] && pooling=${logmel_pooling}
+  [ "${mode}" = probe ] && [ "${task}" != seld ] && grid=${probe_grid}
   for s in ${downstream_seeds}; do
     jobs+=("$(printf '%q ' --task "${task}" \
       --mode "${mode}" --model "${model}" --format "${fmt}" --seed "${s}" \
-      --pooling "${pooling}" --task_config "conf/${preset}/${task}_${mode}.yaml" \
+      --pooling "${pooling}" --grid "${grid}" --task_config "conf/${preset}/${task}_${mode}.yaml" \
       --packed_model "${expdir}/packed/gram_${fmt}" --train_args "${downstream_args}" \
       --exp_dir "${ds_dir}/${task}_${name}_${fmt}_${model}_${mode}_seed${s}" --ngpu "${ngpu}" "$@")")
   done

@@ -6,6 +6,11 @@ model, a seed and three data dirs. Every step runs in this process (the trainer,
 inference and the scorer of ``espnet2_gram.bin``), so that the many runs of a recipe stage
 (models x seeds x formats) pay the import of ESPnet once per process, not three times a run.
 
+With ``--grid`` (HEAR's protocol) a run trains one model per point of a grid of trainer options
+(``<exp_dir>/grid/p<k>/``), keeps the point with the best validation value of the task's
+criterion (``grid.json``; its config and model are copied into ``<exp_dir>``) and scores that
+one only. SELD has no validation split, so it has no grid.
+
 A run is checked whole before anything is written (its data dirs, label and embedding files,
 config, packed model). Only a finished training counts: ``<exp_dir>/training.done`` (the
 inputs' fingerprint) is written once the trainer returned and left its best model; an
@@ -18,6 +23,7 @@ import argparse
 import contextlib
 import hashlib
 import importlib
+import itertools
 import json
 import logging
 import shlex
@@ -26,6 +32,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
+
+from .utils.training_log import parse_epochs
 
 logger = logging.getLogger("espnet2_gram.downstream")
 
@@ -36,6 +44,10 @@ POOLINGS = ("mean", "mean_std", "attention")
 LABELS = {"cls": ("utt2label", "label", "text", "valid.acc.best.pth"),
           "doa": ("utt2doa", "doa", "text_float", "valid.loss.best.pth"),
           "seld": ("tracks.scp", "tracks", "npy", "train.loss.best.pth")}
+# per task: the option group of the head (grid axes "head.<key>"), and how the best point of a
+# grid is chosen: (phase, key, higher is better)
+HEAD_CONF = {"cls": "encoder_conf", "doa": "model_conf", "seld": "model_conf"}
+CRITERION = {"cls": ("valid", "acc", True), "doa": ("valid", "loss", False)}
 # the entry point of each step (a module of espnet2_gram.bin with main(argv))
 STEPS = {name: f"espnet2_gram.bin.{name}" for name in (
     "cls_train", "doa_train", "seld_train", "cls_inference", "doa_inference", "seld_inference",
@@ -68,6 +80,7 @@ class Run:
     num_classes: Optional[int] = None
     chunk_dir: Optional[str] = None
     train_args: List[str] = field(default_factory=list)
+    grid: List[str] = field(default_factory=list)
     ngpu: int = 0
 
     @property
@@ -88,11 +101,28 @@ class Run:
         return Path(self.exp_dir) / f"decode_{self.dirs['test'].name}"
 
 
+def grid_points(run: Run) -> List[List[str]]:
+    """The trainer options of every grid point: axes ``<group>.<key>=<v1>|<v2>...`` (``head``
+    stands for the task's head options), e.g. ``optim_conf.lr=1e-3|1e-4``."""
+    axes = []
+    for axis in run.grid:
+        name, sep, values = axis.partition("=")
+        group, dot, key = name.partition(".")
+        if not (sep and dot and key and values) or "" in values.split("|"):
+            raise RunError(f"--grid: expected axes <group>.<key>=<v1>|<v2>..., got '{axis}'")
+        group = HEAD_CONF[run.task] if group == "head" else group
+        axes.append([[f"--{group}", f"{key}={v}"] for v in values.split("|")])
+    return [sum(point, []) for point in itertools.product(*axes)] if axes else []
+
+
 def check(run: Run) -> List[Path]:
     """Refuse a run that cannot work; returns the files that made its inputs (fingerprinted)."""
     if run.task not in TASK_MODES or run.mode not in TASK_MODES[run.task]:
         raise RunError(f"--task {run.task} --mode {run.mode}: expected task cls|doa|seld, mode"
                        " probe|finetune (or supervised for doa and seld)")
+    if run.grid and run.task not in CRITERION:
+        raise RunError(f"--grid: task {run.task} has no validation split to choose a point on")
+    grid_points(run)
     if run.pooling is not None and run.pooling not in POOLINGS:
         raise RunError(f"--pooling: expected one of {', '.join(POOLINGS)}, got '{run.pooling}'")
     if run.task == "seld":
@@ -133,7 +163,7 @@ def fingerprint(run: Run, made_by: List[Path]) -> str:
     """md5 of what the run depends on: options, config, what made the data, data lists, labels."""
     h = hashlib.md5()
     h.update(" ".join(map(str, (run.task, run.mode, run.model, run.multilabel, run.num_classes,
-                                run.seed, run.pooling, *run.train_args))).encode())
+                                run.seed, run.pooling, *run.train_args, *run.grid))).encode())
     for f in [Path(run.task_config), *made_by]:
         h.update(f.read_bytes())
     for d in run.dirs.values():
@@ -177,13 +207,14 @@ def input_size(run: Run) -> int:
     return FORMAT_CHANNELS[run.format]
 
 
-def train_argv(run: Run) -> List[str]:
-    """The trainer's options."""
+def train_argv(run: Run, out_dir: Path = None) -> List[str]:
+    """The trainer's options (its output in ``out_dir``, default the run's exp dir)."""
     exp = Path(run.exp_dir)
     speech_file, speech_type = run.speech
     label_file, label_name, label_type, _ = LABELS[run.task]
     argv = ["--config", run.task_config, "--ngpu", str(run.ngpu),
-            "--input_size", str(input_size(run)), "--output_dir", str(exp), "--resume", "true",
+            "--input_size", str(input_size(run)), "--output_dir", str(out_dir or exp),
+            "--resume", "true",
             "--seed", str(run.seed)]
     if run.mode == "finetune":
         argv += ["--encoder_conf", f"model_path={run.packed_model}",
@@ -264,18 +295,52 @@ def logging_to(path: Path):
 
 
 def call_step(steps: Dict[str, Callable], name: str, argv: List[str], log: Path) -> None:
-    """Run step ``name`` with ``argv``, its output appended to ``log``; RunError on failure."""
+    """Run step ``name`` with ``argv``, its output appended to ``log``; RunError on failure
+    (an exception, or ``SystemExit`` with a non-zero code, as ESPnet's option parsing ends)."""
     try:
         with logging_to(log):
             steps[name](argv)
-    except BaseException as e:  # the trainers end with SystemExit on bad options
-        if isinstance(e, KeyboardInterrupt) or (isinstance(e, SystemExit) and not e.code):
-            if isinstance(e, KeyboardInterrupt):
-                raise
+        return
+    except SystemExit as e:
+        if not e.code:
             return
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(f"ERROR: {type(e).__name__}: {e}\n")
-        raise RunError(f"{name} failed ({type(e).__name__}: {e}), see {log}") from e
+        error = e
+    except Exception as e:  # noqa: BLE001 (any failure of a step fails the run, named)
+        error = e
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"ERROR: {type(error).__name__}: {error}\n")
+    raise RunError(f"{name} failed ({type(error).__name__}: {error}), see {log}") from error
+
+
+def train(run: Run, steps: Dict[str, Callable]) -> None:
+    """Train the run's model in its exp dir, or every grid point and keep the best."""
+    exp = Path(run.exp_dir)
+    points = grid_points(run)
+    if not points:
+        call_step(steps, f"{run.task}_train", train_argv(run), exp / "train.log")
+        return
+    phase, key, higher = CRITERION[run.task]
+    results = []
+    for k, options in enumerate(points):
+        out = exp / "grid" / f"p{k}"
+        out.mkdir(parents=True, exist_ok=True)
+        call_step(steps, f"{run.task}_train", train_argv(run, out) + options, out / "train.log")
+        values = [e[phase][key] for e in parse_epochs((out / "train.log").read_text())
+                  if key in e.get(phase, {})]
+        if not values:
+            raise RunError(f"{out / 'train.log'}: no {phase} {key} logged; cannot choose a point")
+        results.append({"point": k, "options": options, f"{phase}_{key}":
+                        max(values) if higher else min(values)})
+    pick = (max if higher else min)(results, key=lambda r: r[f"{phase}_{key}"])
+    chosen = exp / "grid" / f"p{pick['point']}"
+    best = LABELS[run.task][3]
+    for name in ("config.yaml", best):
+        if (chosen / name).exists():
+            shutil.copyfile(chosen / name, exp / name)
+    _write(exp / "grid.json", json.dumps({"criterion": f"{phase} {key}", "points": results,
+                                          "chosen": pick["point"]}, indent=2) + "\n")
+    logger.info("%s: grid point %d of %d chosen (%s %s %.4g)", exp, pick["point"], len(points),
+                phase, key, pick[f"{phase}_{key}"])
 
 
 def default_steps() -> Dict[str, Callable]:
@@ -300,7 +365,7 @@ def execute(run: Run, steps: Dict[str, Callable] = None) -> Path:
             logger.info("training %s %s %s %s seed %d -> %s", run.task, run.mode, run.model,
                         run.format, run.seed, exp)
         try:
-            call_step(steps, f"{run.task}_train", train_argv(run), exp / "train.log")
+            train(run, steps)
         except RunError as e:
             hint = (f" (resumed from {exp / 'checkpoint.pth'}; remove {exp} to train from"
                     " scratch)") if resumed else ""
@@ -350,6 +415,11 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--num_classes", type=int, default=None, help="seld")
     g.add_argument("--chunk_dir", help="seld: make_seld_data dir of the test set")
     g.add_argument("--train_args", default="", help="more trainer options, e.g. '--max_epoch 2'")
+    g.add_argument("--grid", default="",
+                   help="HEAR-style grid, axes <group>.<key>=<v1>|<v2>... separated by spaces"
+                        " ('head' = the task's head options), e.g. 'optim_conf.lr=1e-3|1e-4"
+                        " head.hidden_sizes=[1024]|[1024,1024]'; the best point on validation"
+                        " is kept")
     g.add_argument("--ngpu", type=int, default=0)
     return p
 
@@ -366,10 +436,11 @@ def run_from_args(args: argparse.Namespace) -> Run:
         raise RunError(f"--ngpu: expected an integer >= 0, got '{args.ngpu}'")
     if args.seed < 0:
         raise RunError(f"--seed: expected an integer >= 0, got '{args.seed}'")
-    opts = {k: getattr(args, k) for k in Run.__dataclass_fields__ if k != "train_args"}
+    opts = {k: getattr(args, k) for k in Run.__dataclass_fields__
+            if k not in ("train_args", "grid")}
     opts["pooling"] = opts["pooling"] or None
     opts["packed_model"] = opts["packed_model"] or None
-    return Run(train_args=shlex.split(args.train_args), **opts)
+    return Run(train_args=shlex.split(args.train_args), grid=args.grid.split(), **opts)
 
 
 def read_runs(path, parser: argparse.ArgumentParser) -> List[Run]:

@@ -102,6 +102,8 @@ RUN_SH_BAD = [
     (["--downstream_seeds", ""], ["--downstream_seeds", "one or more integer seeds", "''"]),
     (["--downstream_seeds", "0 one"], ["--downstream_seeds", "'0 one'"]),
     (["--logmel_pooling", "max"], ["--logmel_pooling", "'max'"]),
+    (["--probe_grid", "lr=1e-3|1e-4"], ["--probe_grid", "'lr=1e-3|1e-4'"]),
+    (["--probe_grid", "optim_conf.lr=1e-3||1e-4"], ["--probe_grid", "'optim_conf.lr=1e-3||1e-4'"]),
     (["--logmel_intensity", "yes"], ["--logmel_intensity", "'yes'"]),
     (["--loc_sets", "demo_train"], ["--loc_sets", "<set>:<renders per clip>", "'demo_train'"]),
     (["--loc_sets", "demo_train:0"], ["--loc_sets", "'demo_train:0'"]),
@@ -203,7 +205,7 @@ def test_run_local_rejects_bad_usage(tmp_path, args, words):
 # checkpoint.pth, killed by SIGKILL after FAKE_KILL_AT epochs if set), inference records the
 # model file it was given and scoring writes a scores.json naming that model.
 FAKE_STEPS = textwrap.dedent("""\
-    import json, os, signal, sys
+    import json, math, os, signal, sys
     from pathlib import Path
 
     from espnet2_gram.downstream_runs import STEPS, main
@@ -222,7 +224,10 @@ FAKE_STEPS = textwrap.dedent("""\
         print("resumed at epoch", start)
         best = {"cls": "valid.acc.best.pth", "doa": "valid.loss.best.pth",
                 "seld": "train.loss.best.pth"}[name[:-6]]
+        lr = next((float(a[3:]) for a in argv if a.startswith("lr=")), 1e-3)
+        acc = 1 - abs(math.log10(lr) + 3.5) / 10  # best at lr 3.2e-4
         for epoch in range(start + 1, int(os.environ.get("FAKE_MAX_EPOCH", "2")) + 1):
+            print(f"{epoch}epoch results: [train] loss=0.5, [valid] acc={acc:.4f}, loss=0.5")
             (out / f"{epoch}epoch.pth").write_text(str(epoch))
             ckpt.write_text(str(epoch))
             for link in ("latest.pth", best):
@@ -369,6 +374,10 @@ DOWNSTREAM_BAD = [
     ("seld chunks missing", None, {"task": "seld", "num_classes": 3, "chunk_dir": "dump/none"},
      ["--chunk_dir", "dump/none"]),
     ("bad multilabel", None, {"multilabel": "maybe"}, ["--multilabel", "maybe"]),
+    ("grid axis without values", None, {"grid": "optim_conf.lr="}, ["--grid", "optim_conf.lr="]),
+    ("grid axis without group", None, {"grid": "lr=1e-3|1e-4"}, ["--grid", "'lr=1e-3|1e-4'"]),
+    ("seld grid", None, {"task": "seld", "num_classes": 3, "chunk_dir": "dump/chunks",
+                         "grid": "optim_conf.lr=1e-3|1e-4"}, ["--grid", "no validation split"]),
     ("unknown option", None, {"epochs": "3"}, ["--epochs"]),
 ]
 
@@ -489,3 +498,23 @@ def test_downstream_run_list_shares_runs_and_reports_failures(ds):
     seeds = sorted(t[t.index("--seed") + 1] for t in ds.trainings())
     assert seeds == ["0", "1", "2"]
     assert not (ds.root / "exp" / "bad").exists()
+
+
+def test_downstream_grid_keeps_the_point_best_on_validation(ds):
+    """HEAR's protocol: one model per grid point, the best validation accuracy kept and scored
+    (the fake trainer's accuracy peaks at lr 3.2e-4); head options go to the task's head."""
+    proc = ds.run(grid="optim_conf.lr=1e-3|3.2e-4|1e-4 head.hidden_sizes=[8]|[8,8]")
+    assert proc.returncode == 0, proc.stderr
+    trainings = ds.trainings()
+    assert len(trainings) == 6
+    assert all(t[t.index("--encoder_conf", t.index("--token_list")) + 1].startswith("hidden_sizes=")
+               for t in trainings)
+    grid = json.loads((ds.exp / "grid.json").read_text())
+    assert grid["criterion"] == "valid acc" and grid["chosen"] == 2
+    assert grid["points"][2]["options"] == ["--optim_conf", "lr=3.2e-4",
+                                            "--encoder_conf", "hidden_sizes=[8]"]
+    assert ds.scores() == {"model": "valid.acc.best.pth"}  # the chosen point's model, copied
+    assert (ds.exp / "valid.acc.best.pth").read_text() == "2"
+    assert "grid point 2 of 6 chosen" in proc.stderr
+    proc = ds.run(grid="optim_conf.lr=1e-3|3.2e-4|1e-4 head.hidden_sizes=[8]|[8,8]")
+    assert "scored already" in proc.stderr and ds.calls() == []

@@ -20,6 +20,9 @@ num_seld_test=200
 # Downstream (stages 8-10): HEAR-style probes and fine-tuning, clean and naturalistic.
 downstream_train_sets="speechcommands_train fsd50k_train"
 downstream_modes="probe finetune"
+# HEAR's grid for the probes (learning rate x one or two hidden layers of 1024), chosen on
+# validation for every model and seed.
+probe_grid="optim_conf.lr=3.2e-3|1e-3|3.2e-4|1e-4 head.hidden_sizes=[1024]|[1024,1024]"
 cls_conditions="clean naturalistic"
 # ESC-50: 5-fold cross-validation (train 3 folds, validate on the next, test on one).
 cls_tasks="esc50:esc50_fold2+esc50_fold3+esc50_fold4:esc50_fold5:esc50_fold1:false:1

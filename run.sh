@@ -377,19 +377,22 @@ task_dir() {
 }
 
 # run_jobs <name> <run>...: the downstream runs (options of espnet2_gram.bin.downstream, one
-# per argument) in ${nj} processes, each importing ESPnet once; a log each.
+# per argument) in ${nj} processes, each importing ESPnet once and taking the next unclaimed
+# run; the runs on audio (supervised, finetune: the longest) first. A log per process.
 run_jobs() {
   local name=$1; shift
   [ $# -gt 0 ] || return 0
   local list="${ds_dir}/jobs/${name}.runs" n=$(( $# < nj ? $# : nj ))
   mkdir -p "${ds_dir}/jobs"
-  printf '%s\n' "$@" > "${list}.tmp"
+  { printf '%s\n' "$@" | grep -E -- '--mode (supervised|finetune) ' || true
+    printf '%s\n' "$@" | grep -v -E -- '--mode (supervised|finetune) ' || true; } > "${list}.tmp"
   mv "${list}.tmp" "${list}"
+  rm -rf "${list}.claims"
   local cmd="${train_cmd}"
   [ "${ngpu}" -gt 0 ] && cmd="${cuda_cmd} --gpu ${ngpu}"
   ${cmd} JOB=1:"${n}" "${ds_dir}/log/${name}.JOB.log" \
     env OMP_NUM_THREADS=1 ${python} -m espnet2_gram.bin.downstream --runs "${list}" \
-      --job JOB --num_jobs "${n}"
+      --claims "${list}.claims" --job JOB --num_jobs "${n}"
 }
 
 # runs_of <task>: "<model> <mode>" per line, the runs of every downstream model for <task>:

@@ -396,6 +396,9 @@ def get_parser() -> argparse.ArgumentParser:
                                   " with --job/--num_jobs this process takes every num_jobs-th")
     p.add_argument("--job", type=int, default=1, help="1-based share of --runs")
     p.add_argument("--num_jobs", type=int, default=1)
+    p.add_argument("--claims", help="a fresh directory shared by the processes of --runs: each"
+                                    " takes the next run nobody has claimed (instead of every"
+                                    " num_jobs-th), so long runs do not pile up in one process")
     g = p.add_argument_group("one run")
     g.add_argument("--task", choices=sorted(TASK_MODES))
     g.add_argument("--mode", default="probe", help="probe | finetune | supervised")
@@ -462,24 +465,41 @@ def read_runs(path, parser: argparse.ArgumentParser) -> List[Run]:
     return runs
 
 
+def claimed(runs: List[Run], claims: Path):
+    """The runs this process claims, one at a time, in list order: run ``i`` belongs to the
+    process that creates ``claims/<i>`` first (``mkdir`` is atomic)."""
+    for i, run in enumerate(runs):
+        try:
+            (claims / str(i)).mkdir()
+        except FileExistsError:
+            continue
+        yield run
+
+
 def main(argv=None, steps: Dict[str, Callable] = None) -> None:
     parser = get_parser()
     args = parser.parse_args(argv)
     if args.runs:
         if not 1 <= args.job <= args.num_jobs:
             raise RunError(f"--job must be in [1, --num_jobs {args.num_jobs}], got {args.job}")
-        runs = read_runs(args.runs, parser)[args.job - 1::args.num_jobs]
+        runs = read_runs(args.runs, parser)
+        if args.claims:
+            Path(args.claims).mkdir(parents=True, exist_ok=True)
+            runs = claimed(runs, Path(args.claims))
+        else:
+            runs = runs[args.job - 1::args.num_jobs]
     else:
         runs = [run_from_args(args)]
-    failed = []
+    failed, done = [], 0
     for run in runs:
+        done += 1
         try:
             execute(run, steps)
         except RunError as e:
-            if len(runs) == 1:
+            if not args.runs:
                 raise
             logger.error("%s: %s", run.exp_dir, e)
             failed.append(run.exp_dir)
     if failed:
-        raise RunError(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}")
+        raise RunError(f"{len(failed)} of {done} runs failed: {', '.join(failed)}")
     sys.stdout.flush()

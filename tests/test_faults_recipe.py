@@ -518,3 +518,23 @@ def test_downstream_grid_keeps_the_point_best_on_validation(ds):
     assert "grid point 2 of 6 chosen" in proc.stderr
     proc = ds.run(grid="optim_conf.lr=1e-3|3.2e-4|1e-4 head.hidden_sizes=[8]|[8,8]")
     assert "scored already" in proc.stderr and ds.calls() == []
+
+
+def test_downstream_claims_share_a_run_list_dynamically(ds):
+    """With --claims, two processes started together take the next unclaimed run each: every
+    run is done exactly once, whatever each run costs."""
+    lines = [" ".join(ds.args(exp_dir=ds.root / "exp" / f"c{seed}", seed=seed))
+             for seed in range(5)]
+    runs = ds.root / "runs.txt"
+    runs.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "FAKE_LOG": str(ds.log)}
+    procs = [subprocess.Popen([sys.executable, str(ds.script), "--runs", str(runs), "--claims",
+                               str(ds.root / "claims"), "--job", str(j), "--num_jobs", "2"],
+                              cwd=ds.root, env=env, stderr=subprocess.PIPE, text=True)
+             for j in (1, 2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0], [p.stderr.read() for p in procs]
+    seeds = sorted(int(t[t.index("--seed") + 1]) for t in ds.trainings())
+    assert seeds == [0, 1, 2, 3, 4]                     # each run trained once
+    assert sorted(p.name for p in (ds.root / "claims").iterdir()) == ["0", "1", "2", "3", "4"]
+    for seed in range(5):
+        assert ds.scores(ds.root / "exp" / f"c{seed}") == {"model": "2epoch.pth"}

@@ -196,28 +196,28 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   done
 fi
 
+# render_set <source set> <bank> <output set> <seed> [options]: one make_eval_set job.
+render_set() {
+  local dset=$1 bank=$2 out=$3 set_seed=$4; shift 4
+  ${train_cmd} "${expdir}/eval_sets/log/${out}.log" \
+    ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
+      --bank_dir "${expdir}/rir_bank/${bank}" --noise_dir "${dumpdir}/raw/${noise_set}" \
+      --out_dir "${dumpdir}/raw/${out}" --seed "${set_seed}" --overwrite "${overwrite}" "$@"
+}
+
 # spatial_sets <format>: stage 4's sets of one format (the formats run in parallel).
 spatial_sets() {
   local fmt=$1 dset spec renders split src num split_seed
   for dset in ${eval_sets}; do
-    ${train_cmd} "${expdir}/eval_sets/log/${dset}_${fmt}.log" \
-      ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
-        --bank_dir "${expdir}/rir_bank/eval_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
-        --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 2)) --overwrite "${overwrite}"
+    render_set "${dset}" "eval_${fmt}" "${dset}_${fmt}" $((seed + 2))
   done
   for dset in ${downstream_train_sets}; do
-    ${train_cmd} "${expdir}/eval_sets/log/${dset}_${fmt}.log" \
-      ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
-        --bank_dir "${expdir}/rir_bank/train_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
-        --out_dir "${dumpdir}/raw/${dset}_${fmt}" --seed $((seed + 5)) --overwrite "${overwrite}"
+    render_set "${dset}" "train_${fmt}" "${dset}_${fmt}" $((seed + 5))
   done
   for spec in ${loc_sets}; do
     IFS=: read -r dset renders <<< "${spec}"
-    ${train_cmd} "${expdir}/eval_sets/log/${dset}_loc_${fmt}.log" \
-      ${python} -m espnet2_gram.bin.make_eval_set --data_dir "${dumpdir}/raw/${dset}" \
-        --bank_dir "${expdir}/rir_bank/loc_${dset}_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
-        --out_dir "${dumpdir}/raw/${dset}_loc_${fmt}" --seed $((seed + 6)) --overwrite "${overwrite}" \
-        --renders_per_utt "${renders}" --pack_assignment distinct
+    render_set "${dset}" "loc_${dset}_${fmt}" "${dset}_loc_${fmt}" $((seed + 6)) \
+      --renders_per_utt "${renders}" --pack_assignment distinct
   done
   for split in train test; do
     if [ "${split}" = train ]; then src=${seld_train_source}; num=${num_seld_train}; split_seed=$((seed + 3))

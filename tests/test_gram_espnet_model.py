@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from espnet2_gram.gram.espnet_model import NonFiniteLossError
+from espnet2_gram.gram.espnet_model import FiniteLossCheck, NonFiniteLossError
 from espnet2_gram.tasks.gram import build_model_from_config
 from test_gram_task import TINY
 
@@ -58,6 +58,17 @@ def test_non_finite_loss_raises(model):
     speech = torch.full((1, FS, 2), float("nan"))
     with pytest.raises(NonFiniteLossError, match="the GRAM loss is nan"):
         model(speech, torch.tensor([FS]))
+
+
+def test_deferred_loss_check_stops_one_step_later():
+    """The GPU form of the check (run here on CPU): a NaN loss passes its own step and stops
+    the next one, naming the previous step."""
+    check = FiniteLossCheck(defer=True)
+    check(torch.tensor(1.0), 2)
+    check(torch.tensor(float("nan")), 3)
+    with pytest.raises(NonFiniteLossError, match=r"nan \(batch of 3 clips, the previous step"):
+        check(torch.tensor(1.0), 2)
+    check(torch.tensor(1.0), 2)  # the failure was reported once
 
 
 def test_collect_feats_flattens_channels_and_mels(model):

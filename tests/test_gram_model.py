@@ -7,6 +7,7 @@ import torch
 
 from espnet2_gram.frontend.spatial_features import per_crop_normalize
 
+from espnet2_gram.gram.attention import set_window_attention
 from espnet2_gram.gram import (
     Attention,
     FrequencyMasking,
@@ -230,13 +231,15 @@ def naive_attention(attn, x):
     return attn.proj(torch.cat(heads, dim=-1))
 
 
-@pytest.mark.parametrize("windows", [(2, 5, 0, 3), None, (4, 4, 4, 4)])
-def test_windowed_attention_matches_naive(windows):
+@pytest.mark.parametrize("impl", ["auto", "dense"])
+@pytest.mark.parametrize("windows", [(2, 5, 0, 3), None, (4, 4, 4, 4), (2, 2, 0, 10)])
+def test_windowed_attention_matches_naive(windows, impl):
     torch.manual_seed(0)
-    attn = Attention(32, 4, windows=windows)
+    attn = Attention(32, 4, windows=windows, window_attention=impl)
     if attn.window_bias is not None:
         with torch.no_grad():
             attn.window_bias.rel_pos_bias.normal_(0, 1.0)  # large enough to matter
+    # auto: 20 tokens in windows where every size divides 20, 13 tokens through the mask.
     for n in (20, 13, 20):  # second 20 hits the cache
         x = torch.randn(2, n, 32, requires_grad=True)
         fast = attn(x)
@@ -253,6 +256,43 @@ def test_windowed_attention_matches_naive(windows):
         if w > 0:
             start = sum(2 * v - 1 for v in attn.windows[:h] if v > 0)
             assert g_fast[0][start:start + 2 * w - 1].abs().sum() > 0
+
+
+def test_window_form_equals_dense_mask_paper_decoder():
+    """The paper decoder's heads (windows 2..100 and two global ones on 200 tokens): the
+    windows form gives the dense-mask outputs and gradients to float32 noise."""
+    torch.manual_seed(0)
+    grid = (8, 25)
+    dec = MWMAEDecoder(grid, encoder_dim=48, patch_dim=16, dim=64, depth=2, heads=8)
+    with torch.no_grad():
+        for blk in dec.blocks:
+            blk.attn.window_bias.rel_pos_bias.normal_(0, 1.0)
+    assert all(blk.attn.uses_windows(200) for blk in dec.blocks)
+    mask = RandomMasking(0.8)(3, grid, generator=gen())
+    tokens = torch.randn(3, 41, 48, generator=gen(1))
+    weights = torch.randn(3, 200, 16, generator=gen(2))
+    results = {}
+    for impl in ("windows", "dense"):
+        set_window_attention(dec, impl)
+        dec.zero_grad()
+        x = tokens.clone().requires_grad_(True)
+        out = dec(x, mask, 40)
+        (out * weights).sum().backward()
+        results[impl] = [out.detach(), x.grad] + [p.grad.clone() for p in dec.parameters()]
+    assert not dec.blocks[0].attn.uses_windows(200)
+    for a, b in zip(results["windows"], results["dense"]):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_window_form_refuses_windows_that_do_not_divide():
+    attn = Attention(16, 2, windows=(3, 0), window_attention="windows")
+    assert attn(torch.randn(1, 12, 16)).shape == (1, 12, 16)
+    with pytest.raises(ValueError, match="divide the sequence length 10"):
+        attn(torch.randn(1, 10, 16))
+    with pytest.raises(ValueError, match="window_attention must be one of"):
+        Attention(16, 2, windows=(3, 0), window_attention="flex")
+    with pytest.raises(ValueError, match="window_attention must be one of"):
+        set_window_attention(attn, "sparse")
 
 
 def test_windowed_attention_locality():
@@ -289,6 +329,12 @@ def test_encoder_keeps_visible_tokens_in_order():
     bad[0, (~bad[0]).nonzero()[0]] = True
     with pytest.raises(ValueError, match="same number"):
         enc(x, bad)
+    # With the count given (the training step), the same selection; a wrong row is caught by
+    # the asynchronous check.
+    with torch.no_grad():
+        torch.testing.assert_close(enc(x, mask, 10), enc(x, mask))
+    with pytest.raises(RuntimeError, match="leave 10 patches visible"):
+        enc(x, bad, 10)
 
 
 def test_encoder_init():

@@ -1,17 +1,25 @@
 """Multi-head self-attention (global and multi-window heads) and pre-LN transformer blocks.
 
 All attention goes through ``torch.nn.functional.scaled_dot_product_attention`` so that GPUs
-use fused kernels.  Multi-window heads (MW-MHA, as in the MW-MAE decoder) are expressed as one
-additive float mask of shape ``(heads, N, N)``:
+use fused kernels.  Multi-window heads (MW-MHA, as in the MW-MAE decoder):
 
-* a global head (window ``0``) gets ``0`` everywhere;
+* a global head (window ``0``) attends everywhere;
 * a windowed head (window ``w > 0``) lets token ``i`` attend to token ``j`` iff
-  ``i // w == j // w`` (non-overlapping windows of ``w`` consecutive tokens of the sequence),
-  ``-inf`` elsewhere, and adds a learned relative position bias ``table[j - i + w - 1]`` (a table
-  of ``2w - 1`` entries per windowed head) inside the window.
+  ``i // w == j // w`` (non-overlapping windows of ``w`` consecutive tokens of the sequence)
+  and adds a learned relative position bias ``table[j - i + w - 1]`` (a table of ``2w - 1``
+  entries per windowed head) inside the window.
 
-The static part of the mask (which positions are allowed, which table entry each logit uses) is
-cached per sequence length and device; only the learned bias values are gathered per call.
+Two exact forms compute this (``window_attention``):
+
+* ``windows``: each run of heads with one window size reshapes its sequence into windows,
+  ``(B, h, N / w, w, d)``, and calls SDPA with the ``(h, w, w)`` bias; the cost of a head is
+  ``N * w`` instead of ``N * N``.  Needs ``w`` to divide ``N``.
+* ``dense``: one additive ``(heads, N, N)`` mask (``-inf`` outside the windows) for all heads;
+  its static part (allowed positions, table index of each logit) is cached per sequence length
+  and device.  Kept as the reference form and for windows that do not divide ``N``.
+
+``auto`` (default) takes ``windows`` whenever every window divides ``N`` (measured faster on
+CPU and GPU, docs/benchmarks.md), else ``dense``.
 """
 
 from __future__ import annotations
@@ -52,6 +60,13 @@ class WindowedAttentionBias(nn.Module):
         """The relative position bias table of one windowed head (``2w - 1`` entries)."""
         return self.rel_pos_bias[self._offsets[head]:self._offsets[head + 1]]
 
+    def window_table(self, head: int) -> torch.Tensor:
+        """The ``(w, w)`` bias of windowed head ``head`` inside one window:
+        ``[i, j] = table[j - i + w - 1]``."""
+        w = self.windows[head]
+        pos = torch.arange(w, device=self.rel_pos_bias.device)
+        return self.table(head)[pos[None, :] - pos[:, None] + w - 1]
+
     def _static(self, n: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
         key = (n, str(device))
         cached = self._cache.get(key)
@@ -85,11 +100,50 @@ class WindowedAttentionBias(nn.Module):
         return bias.masked_fill(blocked, float("-inf"))
 
 
+WINDOW_ATTENTION = ("auto", "windows", "dense")
+
+
+def windows_divide(windows: Sequence[int], n: int) -> bool:
+    return all(w == 0 or n % w == 0 for w in windows)
+
+
+def head_runs(windows: Sequence[int]) -> Tuple[Tuple[int, int, int], ...]:
+    """``(first head, end head, window)`` of each run of consecutive heads with one window."""
+    runs = []
+    for h, w in enumerate(windows):
+        if runs and runs[-1][2] == w:
+            runs[-1][1] = h + 1
+        else:
+            runs.append([h, h + 1, w])
+    return tuple(tuple(r) for r in runs)
+
+
+def windowed_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int,
+                  bias: torch.Tensor) -> torch.Tensor:
+    """Attention of ``(B, h, N, d)`` inside non-overlapping windows of ``window`` tokens with an
+    additive ``(h, window, window)`` bias; ``N`` must be a multiple of ``window``."""
+    b, h, n, d = q.shape
+    shape = (b, h, n // window, window, d)
+    out = F.scaled_dot_product_attention(q.reshape(shape), k.reshape(shape), v.reshape(shape),
+                                         attn_mask=bias[None, :, None])
+    return out.reshape(b, h, n, d)
+
+
+def set_window_attention(module: nn.Module, impl: str) -> None:
+    """Use ``impl`` (``auto``, ``windows`` or ``dense``) in every attention inside ``module``."""
+    if impl not in WINDOW_ATTENTION:
+        raise ValueError(f"window_attention must be one of {WINDOW_ATTENTION}, got {impl!r}")
+    for m in module.modules():
+        if isinstance(m, Attention):
+            m.window_attention = impl
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection (with bias) and SDPA.
 
     ``windows``: ``None`` (all heads global) or one entry per head, ``0`` = global head,
-    ``w > 0`` = windowed head (see module docstring).
+    ``w > 0`` = windowed head; ``window_attention``: ``auto``, ``windows`` or ``dense`` (see
+    module docstring).
     """
 
     def __init__(
@@ -98,8 +152,12 @@ class Attention(nn.Module):
         heads: int,
         qkv_bias: bool = True,
         windows: Optional[Sequence[int]] = None,
+        window_attention: str = "auto",
     ):
         super().__init__()
+        if window_attention not in WINDOW_ATTENTION:
+            raise ValueError(
+                f"window_attention must be one of {WINDOW_ATTENTION}, got {window_attention!r}")
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
         if windows is not None and len(windows) != heads:
@@ -109,6 +167,8 @@ class Attention(nn.Module):
         self.head_dim = dim // heads
         self.scale = self.head_dim ** -0.5
         self.windows = tuple(int(w) for w in windows) if windows is not None else (0,) * heads
+        self.window_attention = window_attention
+        self._runs = head_runs(self.windows)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.window_bias: Optional[WindowedAttentionBias] = None
@@ -127,11 +187,37 @@ class Attention(nn.Module):
             return None
         return self.window_bias(n, dtype=dtype, device=device)
 
+    def uses_windows(self, n: int) -> bool:
+        """Whether a sequence of ``n`` tokens goes through the ``windows`` form."""
+        if self.window_bias is None or self.window_attention == "dense":
+            return False
+        if windows_divide(self.windows, n):
+            return True
+        if self.window_attention == "windows":
+            raise ValueError(f"window_attention 'windows' needs window sizes that divide the"
+                             f" sequence length {n}, got {self.windows}; use 'auto' or 'dense'")
+        return False
+
+    def windowed(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The ``windows`` form: one SDPA call per run of heads with one window size."""
+        outs = []
+        for first, end, w in self._runs:
+            qh, kh, vh = q[:, first:end], k[:, first:end], v[:, first:end]
+            if w == 0:
+                outs.append(F.scaled_dot_product_attention(qh, kh, vh))
+                continue
+            bias = torch.stack([self.window_bias.window_table(h) for h in range(first, end)])
+            outs.append(windowed_sdpa(qh, kh, vh, w, bias.to(q.dtype)))
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         q, k, v = self.qkv_heads(x)
-        mask = self.attention_mask(n, dtype=q.dtype, device=q.device)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if self.uses_windows(n):
+            out = self.windowed(q, k, v)
+        else:
+            mask = self.attention_mask(n, dtype=q.dtype, device=q.device)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(out.transpose(1, 2).reshape(b, n, self.dim))
 
 
@@ -159,10 +245,12 @@ class Block(nn.Module):
         windows: Optional[Sequence[int]] = None,
         qkv_bias: bool = True,
         norm_eps: float = 1e-6,
+        window_attention: str = "auto",
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = Attention(dim, heads, qkv_bias=qkv_bias, windows=windows)
+        self.attn = Attention(dim, heads, qkv_bias=qkv_bias, windows=windows,
+                              window_attention=window_attention)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(round(dim * mlp_ratio)))
 

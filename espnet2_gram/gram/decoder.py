@@ -8,12 +8,13 @@ original order) and the mask ``(B, N)`` (True = masked) and predict every patch:
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from espnet2_gram.gram.attention import Block, init_linear_xavier
+from espnet2_gram.gram.encoder import visible_positions
 from espnet2_gram.gram.patching import sincos_2d
 
 
@@ -32,6 +33,7 @@ class _MAEDecoderBase(nn.Module):
         keep_cls: bool,
         norm_eps: float = 1e-6,
         mask_token_init_std: float = 0.02,
+        window_attention: str = "auto",
     ):
         super().__init__()
         self.grid = tuple(int(g) for g in num_patches_grid)
@@ -51,40 +53,42 @@ class _MAEDecoderBase(nn.Module):
             "pos_embed", sincos_2d(dim, self.grid, cls_token=keep_cls)[None], persistent=False
         )
         self.blocks = nn.ModuleList(
-            Block(dim, heads, mlp_ratio, windows=windows, norm_eps=norm_eps) for _ in range(depth)
+            Block(dim, heads, mlp_ratio, windows=windows, norm_eps=norm_eps,
+                  window_attention=window_attention)
+            for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self.pred = nn.Linear(dim, patch_dim)
         init_linear_xavier(self)
         nn.init.normal_(self.mask_token, std=mask_token_init_std)
 
-    def fill(self, encoder_tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def fill(self, encoder_tokens: torch.Tensor, mask: torch.Tensor,
+             num_visible: Optional[int] = None) -> torch.Tensor:
         """Projected visible tokens back in their slots, the mask token elsewhere.
 
         ``encoder_tokens (B, 1 + N_vis, De)``, ``mask (B, N)`` -> ``(B, N, dim)`` (no CLS, no
-        positions yet).
+        positions yet); ``num_visible``: see :func:`~espnet2_gram.gram.encoder.visible_positions`.
         """
         b, n = mask.shape
         if n != self.num_patches:
             raise ValueError(
                 f"mask has {n} patches, the decoder grid {self.grid} has {self.num_patches}"
             )
-        mask = mask.to(device=encoder_tokens.device, dtype=torch.bool)
         visible = self.embed(encoder_tokens[:, 1:])
         n_vis = visible.shape[1]
-        counts = (~mask).sum(dim=1)
-        if bool((counts != n_vis).any()):
-            raise ValueError(
-                f"encoder gave {n_vis} visible tokens but the mask leaves "
-                f"{sorted(set(counts.tolist()))} visible"
-            )
-        keep = (~mask)[..., None]
-        slots = visible.new_zeros(b, n, self.dim).masked_scatter(keep, visible)
-        return torch.where(keep, slots, self.mask_token.to(visible.dtype))
+        if num_visible is not None and num_visible != n_vis:
+            raise ValueError(f"encoder gave {n_vis} visible tokens, the mask leaves {num_visible}")
+        index = visible_positions(mask.to(encoder_tokens.device), num_visible)
+        if index.shape[1] != n_vis:
+            raise ValueError(f"encoder gave {n_vis} visible tokens but the mask leaves "
+                             f"{index.shape[1]} visible")
+        slots = self.mask_token.to(visible.dtype).expand(b, n, self.dim)
+        return slots.scatter(1, index[..., None].expand(-1, -1, self.dim), visible)
 
-    def forward(self, encoder_tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, encoder_tokens: torch.Tensor, mask: torch.Tensor,
+                num_visible: Optional[int] = None) -> torch.Tensor:
         """``encoder_tokens (B, 1 + N_vis, De)``, ``mask (B, N)`` -> ``pred (B, N, patch_dim)``."""
-        x = self.fill(encoder_tokens, mask)
+        x = self.fill(encoder_tokens, mask, num_visible)
         if self.keep_cls:
             x = torch.cat([self.embed(encoder_tokens[:, :1]), x], dim=1)
         x = x + self.pos_embed.to(x.dtype)
@@ -105,6 +109,8 @@ class MWMAEDecoder(_MAEDecoderBase):
 
     ``learnable_mask_token=True`` (default) trains the mask token; this deliberately deviates
     from the authors' code, which registers it as a fixed buffer (``False`` reproduces that).
+    ``window_attention``: how windowed heads are computed, ``auto`` / ``windows`` / ``dense``
+    (exact forms of one result, :mod:`espnet2_gram.gram.attention`).
     """
 
     def __init__(
@@ -119,6 +125,7 @@ class MWMAEDecoder(_MAEDecoderBase):
         mlp_ratio: float = 4.0,
         learnable_mask_token: bool = True,
         norm_eps: float = 1e-6,
+        window_attention: str = "auto",
     ):
         windows = tuple(int(w) for w in windows)
         n = int(num_patches_grid[0]) * int(num_patches_grid[1])
@@ -135,6 +142,7 @@ class MWMAEDecoder(_MAEDecoderBase):
         super().__init__(
             num_patches_grid, encoder_dim, patch_dim, dim, depth, heads, windows, mlp_ratio,
             learnable_mask_token, keep_cls=False, norm_eps=norm_eps,
+            window_attention=window_attention,
         )
         self.windows = windows
 

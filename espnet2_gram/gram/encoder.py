@@ -13,23 +13,41 @@ from espnet2_gram.gram.attention import Block, init_linear_xavier
 from espnet2_gram.gram.patching import PatchEmbed, grid_shape, sincos_2d
 
 
-def select_visible(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Keep the tokens where ``mask`` is False, in their original order: ``(B, N_vis, D)``.
+def visible_positions(mask: torch.Tensor, num_visible: Optional[int] = None) -> torch.Tensor:
+    """Positions of the unmasked tokens of each row, in order: ``(B, N_vis)`` long.
 
-    Every row of ``mask`` must mask the same number of tokens.
+    Every row of ``mask`` (True = masked) must leave the same number of tokens visible.  With
+    ``num_visible`` given (the masking strategy's count) nothing waits for the device: the
+    count is checked asynchronously (on a GPU a wrong count stops the process at the next
+    synchronisation); without it the count is read from ``mask`` and checked here.
     """
+    b, n = mask.shape
+    visible = ~mask.to(torch.bool)
+    counts = visible.sum(dim=1)
+    if num_visible is None:
+        num_visible = int(counts[0]) if b else 0
+        if b and bool((counts != num_visible).any()):
+            raise ValueError(
+                "every crop must have the same number of visible patches, got "
+                f"{sorted(set(counts.tolist()))}"
+            )
+    elif b:
+        torch._assert_async((counts == num_visible).all(),
+                            f"a mask row does not leave {num_visible} patches visible")
+    # Visible tokens sort first (key 0), in their original order (stable sort).
+    order = torch.argsort(mask.to(torch.uint8), dim=1, stable=True)
+    return order[:, :num_visible]
+
+
+def select_visible(tokens: torch.Tensor, mask: torch.Tensor,
+                   num_visible: Optional[int] = None) -> torch.Tensor:
+    """Keep the tokens where ``mask`` is False, in their original order: ``(B, N_vis, D)``
+    (``num_visible``: see :func:`visible_positions`)."""
     b, n, d = tokens.shape
     if mask.shape != (b, n):
         raise ValueError(f"mask shape {tuple(mask.shape)} does not match tokens ({b}, {n})")
-    visible = ~mask.to(device=tokens.device, dtype=torch.bool)
-    counts = visible.sum(dim=1)
-    n_vis = int(counts[0]) if b else 0
-    if b and bool((counts != n_vis).any()):
-        raise ValueError(
-            "every crop must have the same number of visible patches, got "
-            f"{sorted(set(counts.tolist()))}"
-        )
-    return tokens[visible].reshape(b, n_vis, d)
+    index = visible_positions(mask.to(tokens.device), num_visible)
+    return tokens.gather(1, index[..., None].expand(-1, -1, d))
 
 
 class GRAMEncoder(nn.Module):
@@ -93,7 +111,8 @@ class GRAMEncoder(nn.Module):
             )
         return idx
 
-    def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
+              num_visible: Optional[int] = None) -> torch.Tensor:
         """Tokens entering the first block: ``(B, 1 + N_vis, D)`` (CLS first).
 
         Without ``mask``, ``x`` may also hold only the first ``k`` patch columns of a crop
@@ -114,7 +133,7 @@ class GRAMEncoder(nn.Module):
         pos = self.pos_embed.reshape(1, rows, cols, self.dim)[:, :, : t // patch_t]
         tokens = self.patch_embed(x) + pos.reshape(1, -1, self.dim).to(x.dtype)
         if mask is not None:
-            tokens = select_visible(tokens, mask)
+            tokens = select_visible(tokens, mask, num_visible)
         cls = self.cls_token.expand(tokens.shape[0], -1, -1).to(tokens.dtype)
         return torch.cat([cls, tokens], dim=1)
 
@@ -144,11 +163,13 @@ class GRAMEncoder(nn.Module):
         return [self.norm(states[l]) for l in wanted]
 
     def forward(
-        self, x: torch.Tensor, mask: Optional[torch.Tensor] = None
+        self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
+        num_visible: Optional[int] = None,
     ) -> torch.Tensor:
         """``x (B, C, F, T_crop)``, ``mask (B, N)`` (True = masked, optional) ->
-        ``(B, 1 + N_vis, D)``, CLS first, visible tokens in their original order."""
-        h = self.embed(x, mask)
+        ``(B, 1 + N_vis, D)``, CLS first, visible tokens in their original order
+        (``num_visible``: see :func:`visible_positions`)."""
+        h = self.embed(x, mask, num_visible)
         for blk in self.blocks:
             h = blk(h)
         return self.norm(h)

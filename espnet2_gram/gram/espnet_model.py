@@ -1,7 +1,7 @@
 """The GRAM pretraining model for ESPnet's trainer: spatial features, several random crops per
 clip each with its own mask, ViT encoder on the visible patches, decoder, masked-patch MSE."""
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from espnet2.torch_utils.device_funcs import force_gatherable
@@ -15,6 +15,50 @@ from .patching import patchify
 
 class NonFiniteLossError(FloatingPointError):
     """Raised instead of stepping the optimiser on a NaN/inf loss."""
+
+
+class FiniteLossCheck:
+    """Stops training on a NaN/inf loss without making the step wait for the device.
+
+    ``defer`` (default: on a GPU) reads each step's check at the next call: on a GPU the loss
+    is copied to pinned host memory asynchronously behind an event that is long done by then,
+    so the step never waits for the device, and a non-finite loss stops training one step
+    later (ESPnet's trainer skips the update of that step itself: its gradient norm is not
+    finite).  Otherwise the loss is checked at once.
+    """
+
+    def __init__(self, defer: Optional[bool] = None):
+        self.defer = defer
+        self._pending = None
+
+    @staticmethod
+    def _raise(value: float, clips: int, when: str) -> None:
+        raise NonFiniteLossError(
+            f"the GRAM loss is {value} (batch of {clips} clips{when}): training stopped;"
+            " checkpoints written so far are intact. Lower the learning rate, check the data"
+            " (stage 2 summaries) or resume with --resume true"
+        )
+
+    def __call__(self, loss: torch.Tensor, clips: int) -> None:
+        if self._pending is not None:
+            event, value, previous_clips = self._pending
+            self._pending = None
+            if event is not None:
+                event.synchronize()
+            if not bool(torch.isfinite(value)):
+                self._raise(float(value), previous_clips, ", the previous step")
+        on_gpu = loss.device.type == "cuda"
+        if not (on_gpu if self.defer is None else self.defer):
+            if not torch.isfinite(loss):
+                self._raise(loss.item(), clips, "")
+            return
+        value = torch.empty((), dtype=loss.dtype, pin_memory=on_gpu)
+        value.copy_(loss.detach(), non_blocking=on_gpu)
+        event = None
+        if on_gpu:
+            event = torch.cuda.Event()
+            event.record()
+        self._pending = (event, value, clips)
 
 
 class ESPnetGRAMModel(AbsESPnetModel):
@@ -34,6 +78,16 @@ class ESPnetGRAMModel(AbsESPnetModel):
         self.decoder = decoder
         self.masking = masking
         self.crops_per_clip = crops_per_clip
+        self.check_loss = FiniteLossCheck()
+
+    def compile_parts(self, **compile_kwargs) -> None:
+        """``torch.compile`` the encoder and the decoder in place (parameter names and
+        checkpoints unchanged); ``compile_kwargs`` go to ``torch.compile`` (``mode``, ...)."""
+        if not hasattr(torch, "compile"):
+            raise RuntimeError(f"torch {torch.__version__} has no torch.compile; set"
+                               " --compile_model false")
+        self.encoder.compile(**compile_kwargs)
+        self.decoder.compile(**compile_kwargs)
 
     def random_crops(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, C, F, T) -> (B * K, C, F, crop) with K random crops per clip."""
@@ -55,15 +109,14 @@ class ESPnetGRAMModel(AbsESPnetModel):
         feats, lengths = self.frontend(mix_if_needed(speech, kwargs), speech_lengths)
         crops = per_crop_normalize(self.random_crops(feats, lengths))
         target = patchify(crops, self.encoder.patch_size)
-        mask = self.masking(crops.shape[0], self.encoder.grid, device=crops.device)
-        pred = self.decoder(self.encoder(crops, mask), mask)
+        grid = self.encoder.grid
+        mask = self.masking(crops.shape[0], grid, device=crops.device)
+        # The strategies mask exactly this many patches per crop; passing the count keeps the
+        # step free of host-device synchronisation.
+        visible = grid[0] * grid[1] - self.masking.num_masked(grid)
+        pred = self.decoder(self.encoder(crops, mask, visible), mask, visible)
         loss = masked_patch_mse(pred.float(), target.float(), mask, crops.shape[1])
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"the GRAM loss is {loss.item()} (batch of {speech.shape[0]} clips): training"
-                " stopped; checkpoints written so far are intact. Lower the learning rate,"
-                " check the data (stage 2 summaries) or resume with --resume true"
-            )
+        self.check_loss(loss, speech.shape[0])
         stats = {"loss": loss.detach()}
         loss, stats, weight = force_gatherable((loss, stats, speech.shape[0]), loss.device)
         return loss, stats, weight

@@ -251,6 +251,7 @@ def load_gram_and_config(path, model_file=None, device: str = "cpu",
     for key, value in config.items():
         setattr(args, key, value)
     args.init = None
+    args.compile_model = False  # a training option; loading builds the plain model
     try:
         model = GRAMTask.build_model(args)
     except (TypeError, ValueError, KeyError, AttributeError) as e:

@@ -526,3 +526,29 @@ def test_score_doa_bad_inputs(world, tmp_path, capsys, case):
                                   "--format", "foa", "--model", "gram", "--mode", "probe",
                                   "--dataset", "toy"], capsys, *named)
     assert not (out / "scores.json").exists()
+
+
+# ------------------------------------------------------------------ gram_train: device options
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_gram_train_ngpu_without_cuda_is_refused(world, tmp_path, capsys):
+    out = tmp_path / "exp"
+    expect_error(gram_train.main, gram_data_argv(world, out, world["train_scp"], "--ngpu", "1"),
+                 capsys, "--ngpu 1", "CUDA is not available", "--ngpu 0")
+    assert not out.exists()
+
+
+def test_gram_train_amp_on_cpu_says_it_does_nothing(world, tmp_path, capsys):
+    out = tmp_path / "exp"
+    run(gram_train.main, [str(a) for a in gram_data_argv(
+        world, out, world["train_scp"], "--use_amp", "true", "--dry_run", "true")])
+    assert "--use_amp true does nothing with --ngpu 0" in capsys.readouterr().err
+
+
+def test_gram_train_compile_without_torch_compile_is_refused(world, tmp_path, capsys,
+                                                             monkeypatch):
+    monkeypatch.delattr(torch, "compile")
+    out = tmp_path / "exp"
+    expect_error(gram_train.main, gram_data_argv(world, out, world["train_scp"],
+                                                 "--compile_model", "true"),
+                 capsys, "--compile_model true", "has no torch.compile")
+    assert not out.exists()

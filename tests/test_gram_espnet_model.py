@@ -1,5 +1,6 @@
 """ESPnetGRAMModel: crops, short clips, losses, collect_feats (in-process, tiny model)."""
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,26 @@ def test_deferred_loss_check_stops_one_step_later():
     with pytest.raises(NonFiniteLossError, match=r"nan \(batch of 3 clips, the previous step"):
         check(torch.tensor(1.0), 2)
     check(torch.tensor(1.0), 2)  # the failure was reported once
+
+
+def test_compiled_parts_train_like_the_plain_model(model):
+    """``--compile_model``: the same loss and gradients, the same parameter names. The graph
+    capture and autograd tracing are exercised with the ``aot_eager`` backend (inductor's C++
+    code generation takes minutes on a small CPU)."""
+    speech, lengths = torch.randn(2, FS, 2) * 0.1, torch.full((2,), FS)
+    compiled = copy.deepcopy(model)
+    compiled.compile_parts(backend="aot_eager")
+    assert list(compiled.state_dict()) == list(model.state_dict())
+    grads = []
+    for m in (model, compiled):
+        m.zero_grad()
+        torch.manual_seed(3)
+        loss, _, _ = m(speech, lengths)
+        loss.backward()
+        grads.append([loss.detach()] + [p.grad for p in m.parameters() if p.requires_grad])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    model.zero_grad()
 
 
 def test_collect_feats_flattens_channels_and_mels(model):

@@ -11,8 +11,11 @@ command are refused (:mod:`espnet2_gram.utils.scp`).
 
 import argparse
 import contextlib
+import functools
 import sys
 from pathlib import Path
+
+import torch
 
 # ESPnet prints a notice about Flash Attention to stdout when this module is first imported;
 # send it to stderr so that `--print_config > config.yaml` gives a config that reads back.
@@ -72,10 +75,42 @@ def _apply(args, check, option: str, out_dir: Path, companions=()) -> dict:
     return replaced
 
 
+def check_device(args: argparse.Namespace) -> None:
+    """Refuse ``--ngpu`` without CUDA; say what ``--use_amp`` does on this device.
+
+    ESPnet's trainer autocasts to bf16 where the GPU supports it, and keeps a GradScaler even
+    then; bf16 has float32's range, so loss scaling is pointless and its inf check waits for the
+    device every step: the scaler is disabled (a no-op) under bf16.
+    """
+    if args.ngpu > 0 and not torch.cuda.is_available():
+        raise ValueError(
+            f"--ngpu {args.ngpu}: CUDA is not available here (torch {torch.__version__}, CUDA"
+            f" build {torch.version.cuda or 'none'}); use --ngpu 0 to train on the CPU")
+    if args.compile_model and not hasattr(torch, "compile"):
+        raise ValueError(f"--compile_model true: torch {torch.__version__} has no"
+                         " torch.compile; set --compile_model false")
+    if not args.use_amp:
+        return
+    if args.ngpu == 0:
+        print("WARNING: --use_amp true does nothing with --ngpu 0: ESPnet trains on the CPU"
+              " in float32", file=sys.stderr)
+        return
+    import espnet2.train.trainer as espnet_trainer
+
+    if espnet_trainer.autocast_args.get("dtype") == torch.bfloat16:
+        espnet_trainer.GradScaler = functools.partial(torch.amp.GradScaler, "cuda",
+                                                      enabled=False)
+        print("--use_amp true: bf16 autocast, no loss scaling", file=sys.stderr)
+    else:
+        print("--use_amp true: float16 autocast with loss scaling (this GPU has no bf16)",
+              file=sys.stderr)
+
+
 def main(cmd=None) -> None:
     guard_espnet_loading()
     args = GRAMTask.get_parser().parse_args(cmd)
     if not args.print_config:
+        check_device(args)
         check_data(args)
     GRAMTask.main(args=args)
 

@@ -82,6 +82,15 @@ class GRAMTask(PaddedBatches, AbsTask):
                  " (ours | authors), authors_log_offset (written by the GRAM-T converter);"
                  " not used in training",
         )
+        group.add_argument(
+            "--compile_model", type=str2bool, default=False,
+            help="torch.compile the encoder and the decoder in place (training only; names"
+                 " and checkpoints unchanged). The first steps then include compilation",
+        )
+        group.add_argument(
+            "--compile_conf", action=NestedDictAction, default=dict(),
+            help="Options of torch.compile with --compile_model true, e.g. mode=max-autotune",
+        )
         group = parser.add_argument_group(description="Preprocess related")
         group.add_argument("--use_preprocessor", type=str2bool, default=True,
                            help="Simulate scenes (or check channels) in the data loader")
@@ -153,6 +162,8 @@ class GRAMTask(PaddedBatches, AbsTask):
         )
         if args.init is not None:
             initialize(model, args.init)
+        if getattr(args, "compile_model", False):
+            model.compile_parts(**(args.compile_conf or {}))
         return model
 
 

@@ -6,7 +6,10 @@
    and paper configs, peak resident memory of each (separate processes), and the fraction of
    the machine's matmul peak (a large float32 matmul timed in the same process) reached,
    counting the step's FLOPs with ``torch.utils.flop_counter``.
-2. Embedding extraction with the paper encoder against an equally sized
+2. The decoder's two exact forms of windowed attention (windows vs the dense ``(heads, N, N)``
+   mask), interleaved in one process on the same batch: the decoder alone (forward +
+   backward) and the whole training step of the paper config.
+3. Embedding extraction with the paper encoder against an equally sized
    ``torch.nn.TransformerEncoder`` (12 x 768, 12 heads, 3072, pre-LN, GELU) on the same
    number of tokens (201 per 2-s crop).
 """
@@ -77,6 +80,49 @@ def train_step_benchmark(config: str, clips: int, crops_per_clip: int, steps: in
     }
 
 
+def window_forms_benchmark(config: str, crops: int, repeats: int) -> dict:
+    """Seconds (median) of the decoder (forward + backward) and of the training step with
+    windowed heads computed as windows and as a dense mask, timed alternately."""
+    from espnet2_gram.gram.attention import set_window_attention
+    from espnet2_gram.tasks.gram import build_model_from_config
+
+    torch.manual_seed(0)
+    model = build_model_from_config(config, model_conf={"crops_per_clip": crops})
+    fs = model.frontend.fs
+    seconds = model.encoder.crop_frames * model.frontend.hop_length / fs
+    speech = torch.randn(1, int(seconds * fs), model.frontend.in_channels) * 0.1
+    lengths = torch.full((1,), speech.shape[1])
+    grid = model.encoder.grid
+    mask = model.masking(crops, grid)
+    visible = grid[0] * grid[1] - model.masking.num_masked(grid)
+    tokens = torch.randn(crops, 1 + visible, model.encoder.output_size())
+
+    def decoder():
+        model.zero_grad()
+        model.decoder(tokens, mask, visible).square().mean().backward()
+
+    def step():
+        model.zero_grad()
+        model(speech, lengths)[0].backward()
+
+    out = {"crops": crops}
+    for name, fn in (("decoder", decoder), ("step", step)):
+        times = {"windows": [], "dense": []}
+        for form in times:
+            set_window_attention(model, form)
+            fn()  # warm-up
+        for _ in range(repeats):
+            for form in times:
+                set_window_attention(model, form)
+                t0 = time.perf_counter()
+                fn()
+                times[form].append(time.perf_counter() - t0)
+        med = {form: sorted(t)[len(t) // 2] for form, t in times.items()}
+        out[name] = {"windows_s": med["windows"], "dense_s": med["dense"],
+                     "ratio": med["windows"] / med["dense"]}
+    return out
+
+
 def extraction_benchmark(config: str, crops: int, repeats: int) -> dict:
     from espnet2_gram.tasks.gram import build_model_from_config
 
@@ -127,6 +173,8 @@ def main(argv=None) -> None:
             in_subprocess("train_step_benchmark", config=args.paper_config, clips=2,
                           crops_per_clip=4, steps=args.steps),
         ],
+        "window_forms": in_subprocess("window_forms_benchmark", config=args.paper_config,
+                                      crops=8, repeats=args.steps),
         "extraction": in_subprocess("extraction_benchmark", config=args.paper_config,
                                     crops=8, repeats=args.steps),
     }
@@ -137,6 +185,12 @@ def main(argv=None) -> None:
               f" per step, {row['step_s']:.2f} s), {row['achieved_gflops']:.1f} GFLOP/s ="
               f" {100 * row['fraction_of_peak']:.0f}% of the matmul peak"
               f" ({row['matmul_peak_gflops']:.1f} GFLOP/s), peak RSS {row['peak_rss_mb']:.0f} MB")
+    forms = results["window_forms"]
+    for name in ("decoder", "step"):
+        row = forms[name]
+        print(f"paper {name}, {forms['crops']} crops: windowed heads as windows"
+              f" {row['windows_s']:.2f} s, as a dense mask {row['dense_s']:.2f} s,"
+              f" ratio {row['ratio']:.2f}")
     ext = results["extraction"]
     print(f"extraction, paper encoder: {ext['gram_crops_per_s']:.1f} crops/s,"
           f" {100 * ext['throughput_ratio']:.0f}% of torch.nn.TransformerEncoder's throughput")

@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from espnet2_gram.bin.benchmark_gpu import parse_epochs
+from espnet2_gram.bin.benchmark_gpu import parse_epochs, write_synthetic_bank
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "egs2" / "gram" / "scripts" / "gpu_benchmark.sh"
@@ -46,7 +47,7 @@ def test_tiny_run_has_every_section(tiny_run):
     # Data: a bank made by our tool, the loader timed both ways.
     data = sections["data"]
     assert data["bank"]["packs"] >= 1 and data["bank"]["method"] == "early"
-    assert (out / "data" / "rir_bank" / "rirs.scp").is_file()
+    assert (out / "logs" / "rir_bank" / "make_rir_bank.1.log").is_file()
     assert {r["mix_on_device"] for r in data["loader"]} == {True, False}
     assert all(r["scenes_per_s"] > 0 for r in data["loader"])
     # Sweep: an eager point with real figures; compiled points skipped on the CPU by default.
@@ -65,7 +66,9 @@ def test_tiny_run_has_every_section(tiny_run):
     assert trainer["resume"]["resumed_line"]
     assert trainer["resume"]["first_epoch_started"] == 3
     assert trainer["resume"]["continued_from_saved_epoch"] and trainer["resume"]["finished"]
-    assert (out / "trainer" / "exp" / "checkpoint.pth").is_file()
+    assert "The training was resumed" in (out / "logs" / "trainer" / "resume.log").read_text()
+    assert (out / "logs" / "trainer" / "train.yaml").is_file()
+    assert not (out / "work").exists()  # audio, bank and checkpoints removed at the end
     # Attention forms: both forms timed, the same result.
     attention = sections["attention"]
     assert {r["impl"] for r in attention["rows"] if r["status"] == "ok"} >= {"windows", "dense"}
@@ -122,3 +125,21 @@ def test_epoch_lines_of_the_trainer_log_are_parsed():
     assert epochs[1]["train"]["loss"] == 2.813 and epochs[1]["train"]["grad_norm"] == 1.2e-4
     assert epochs[1]["valid"]["loss"] == 2.5 and epochs[1]["seconds"] == 10.5
     assert epochs[2]["train"]["loss"] == 2.327 and epochs[2]["seconds"] == 9.0
+
+
+def test_synthetic_bank_stands_in_for_a_failed_make_rir_bank(tmp_path):
+    from espnet2_gram.gram.scene_preprocessor import SceneSimulator
+    from espnet2_gram.simulation.rir_bank import RIRBank, merge_bank
+
+    bank = tmp_path / "bank"
+    (bank / "log").mkdir(parents=True)
+    (bank / "log" / "job.1.log").write_text("the failed job's log")
+    (bank / "config.json").write_text("{}")  # left by the failed job: replaced
+    write_synthetic_bank(bank, 3, 8000, "binaural", keep=bank / "log")
+    assert merge_bank(bank)["num_packs"] == 3
+    assert (bank / "log" / "job.1.log").is_file()
+    source, _, meta = RIRBank(bank).pack(2)
+    assert source.shape == (2, 3200) and meta["method"] == "synthetic"
+    scene = SceneSimulator(bank_dir=str(bank), fs=8000, clip_seconds=0.5)(
+        "u", {"speech": np.random.default_rng(0).standard_normal(6000).astype(np.float32)})
+    assert scene["speech"].shape == (4000, 2) and np.isfinite(scene["speech"]).all()

@@ -6,17 +6,23 @@
 #
 # Usage (from anywhere; nothing is installed into the environment):
 #   egs2/gram/scripts/gpu_benchmark.sh [--wheels DIR] [--gramt_source DIR]
-#       [--out_dir DIR] [--tiny] [--device cuda|cpu] [--budget_s SECONDS] [--compile auto|true|false]
+#       [--out_dir DIR] [--work_dir DIR] [--keep_work] [--tiny] [--device cuda|cpu]
+#       [--budget_s SECONDS] [--compile auto|true|false]
 #
 #   --wheels DIR        wheels of the packages the machine lacks (egs2/gram/scripts/gpu_wheels.sh);
 #                       installed with pip --no-index into /tmp/gram_site, only when ESPnet and
 #                       the audio/simulation packages are not importable already
 #   --gramt_source DIR  the GRAM-T source tree (section gramt; skipped without it)
-#   --out_dir DIR       default exp/gpu_benchmark (gpu_benchmark.json, gpu_benchmark.md, data)
+#   --out_dir DIR       default exp/gpu_benchmark: gpu_benchmark.json, gpu_benchmark.md, logs/
+#   --work_dir DIR      audio, RIR bank, trainer checkpoints (GBs with the paper model);
+#                       default OUT_DIR/work, removed at the end unless --keep_work
 #   --tiny              demo config, tiny sizes (the CPU test of this script)
 #   --device            cuda or cpu (default: cuda when available)
 #   --budget_s          seconds for the whole benchmark (default 420); what would not fit is
 #                       skipped with the reason
+#   --compile           compiled sweep points: auto (on cuda only), true or false
+# On the GPU machine, e.g.: egs2/gram/scripts/gpu_benchmark.sh --wheels .whl --out_dir "$OUT"
+#   --work_dir /tmp/gram_bench
 # Environment: PYTHON (default python3) runs everything.
 set -euo pipefail
 
@@ -25,6 +31,8 @@ python=${PYTHON:-python3}
 wheels=""
 gramt_source=""
 out_dir=exp/gpu_benchmark
+work_dir=""
+keep_work=false
 tiny=false
 device=""
 budget_s=420
@@ -38,6 +46,8 @@ while [ $# -gt 0 ]; do
     --wheels) [ $# -ge 2 ] || die "--wheels needs a value"; wheels=$2; shift 2 ;;
     --gramt_source) [ $# -ge 2 ] || die "--gramt_source needs a value"; gramt_source=$2; shift 2 ;;
     --out_dir) [ $# -ge 2 ] || die "--out_dir needs a value"; out_dir=$2; shift 2 ;;
+    --work_dir) [ $# -ge 2 ] || die "--work_dir needs a value"; work_dir=$2; shift 2 ;;
+    --keep_work) keep_work=true; shift ;;
     --tiny) tiny=true; shift ;;
     --device) [ $# -ge 2 ] || die "--device needs a value"; device=$2; shift 2 ;;
     --budget_s) [ $# -ge 2 ] || die "--budget_s needs a value"; budget_s=$2; shift 2 ;;
@@ -78,12 +88,19 @@ if [ -n "${wheels}" ]; then
   fi
 fi
 
+# The binaural bank's KEMAR HRTF is a data file of the slab package (read without importing it).
+"${python}" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('slab') is None)" \
+  2> /dev/null || echo "gpu_benchmark.sh: warning: the slab package (KEMAR HRTF) is not installed;" \
+    "make_rir_bank cannot render binaural RIRs and the benchmark will use a synthetic bank" >&2
+
 if [ "${device}" = cuda ]; then
   "${python}" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" \
     || die "--device cuda, but CUDA is not available (torch.cuda.is_available() is False in ${python}); use --device cpu"
 fi
 
 args=(--out_dir "${out_dir}" --budget_s "${budget_s}" --compile "${compile}")
+[ -n "${work_dir}" ] && args+=(--work_dir "${work_dir}")
+[ "${keep_work}" = true ] && args+=(--keep_work)
 [ "${tiny}" = true ] && args+=(--tiny)
 [ -n "${device}" ] && args+=(--device "${device}")
 [ -n "${gramt_source}" ] && args+=(--gramt_source "${gramt_source}")

@@ -73,7 +73,7 @@ SIZES = {
         noise_s=3.0, loader_batch=2, loader_batches=4, loader_cap_s=5.0, crops_per_clip=2,
         sweep_clips=(2,), warmup=1, steps=(2, 3), flop_clips=(1, 2),
         trainer_batch=2, trainer_iters=3, attention_crops=4, attention_reps=2,
-        gramt_crops=4, gramt_steps=2,
+        gramt_crops=2, gramt_steps=1,
     ),
 }
 
@@ -902,9 +902,11 @@ class Benchmark:
         from espnet2_gram.bin.benchmark_gramt import side_by_side
 
         s = self.s
-        result = side_by_side(self.args.gramt_source, self.config, s["gramt_crops"],
+        config = str(REPO / PAPER_CONFIG)  # GRAM-T is ViT-B: the paper sizes, also with --tiny
+        result = side_by_side(self.args.gramt_source, config, s["gramt_crops"],
                               s["gramt_steps"], str(self.device), amp_dtype=self.amp_dtype)
-        return {"result": result}
+        return {"config": PAPER_CONFIG, "crops": s["gramt_crops"], "steps": s["gramt_steps"],
+                "result": result}
 
 
 def shm_free_bytes():
@@ -1235,7 +1237,10 @@ def _md_gramt(e):
     result = e.get("result")
     if not isinstance(result, dict):
         return f"{result}\n"
-    return _table(["key", "value"], list(_flatten(result)))
+    rows = [(k, v if len(_fmt(v)) <= 200 else _fmt(v)[:200] + "...")
+            for k, v in _flatten(result)]
+    return (f"Config `{e.get('config')}`, {e.get('crops')} crops, {e.get('steps')} steps.\n\n"
+            + _table(["key", "value"], rows))
 
 
 RENDERERS = {"ceiling": _md_ceiling, "data": _md_data, "sweep": _md_sweep,

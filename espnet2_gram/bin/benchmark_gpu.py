@@ -613,7 +613,8 @@ class Benchmark:
                                    f" {compile_estimate:.0f} s")
                     model.compile_parts()
                     compiled = True
-                elif left < (compile_estimate if use_compile else 8) * (0.5 if self.args.tiny else 1):
+                elif left < ((compile_estimate if use_compile else 8)
+                             * (0.5 if self.args.tiny else 1)):
                     raise Skip(f"{left:.0f} s left in the sweep")
                 share = left / todo if not use_compile else left - compile_estimate * 0.3
                 row.update(self.sweep_point(model, optim, clips, k, share, out["flops"],
@@ -746,7 +747,8 @@ class Benchmark:
         total = iters * 3
         cfg.update(
             batch_size=s["trainer_batch"], num_iters_per_epoch=iters, max_epoch=2,
-            num_workers=self.workers(s["trainer_batch"], self.cuda), use_matplotlib=False, use_tensorboard=False,
+            num_workers=self.workers(s["trainer_batch"], self.cuda), use_matplotlib=False,
+            use_tensorboard=False,
             keep_nbest_models=1, num_att_plot=0,
             scheduler="cosineannealingwarmuprestarts",
             scheduler_conf={"first_cycle_steps": total, "warmup_steps": max(1, iters // 10),
@@ -887,7 +889,7 @@ class Benchmark:
         by = {r["impl"]: r for r in rows}
         out = {"crops": n, "windows": list(getattr(dec, "windows", [])), "rows": rows,
                "timing": "decoder forward + backward on the same encoder tokens and mask"}
-        if by.get("windows", {}).get("status") == "ok" and by.get("dense", {}).get("status") == "ok":
+        if all(by.get(impl, {}).get("status") == "ok" for impl in ("windows", "dense")):
             out["dense_over_windows"] = by["dense"]["fwd_bwd_ms"] / by["windows"]["fwd_bwd_ms"]
             out["max_abs_diff"] = float((outputs["windows"] - outputs["dense"]).abs().max())
         bad = [r for r in rows if r["status"] == "error"]
@@ -1103,7 +1105,8 @@ def render_markdown(results: dict) -> str:
     env, settings = results.get("environment", {}), results.get("settings", {})
     sections = results.get("sections", {})
     md = ["# GRAM GPU benchmark\n",
-          f"{settings.get('size')} run on {env.get('cuda_device') or 'CPU'} ({settings.get('device')}),"
+          f"{settings.get('size')} run on {env.get('cuda_device') or 'CPU'}"
+          f" ({settings.get('device')}),"
           f" config `{settings.get('config')}`, budget {settings.get('budget_s')} s, elapsed"
           f" {results.get('elapsed_s')} s.\n",
           "## Environment\n",

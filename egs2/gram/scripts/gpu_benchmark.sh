@@ -65,6 +65,10 @@ command -v "${python}" > /dev/null 2>&1 || [ -x "${python}" ] || die "no python 
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="${root}${PYTHONPATH:+:${PYTHONPATH}}"
 
+# ESPnet imports distutils, which Python 3.12 no longer ships: setuptools (< 82) provides it.
+"${python}" -c "import distutils.util" > /dev/null 2>&1 || die "this Python ($("${python}" -V 2>&1))\
+ has no distutils, which ESPnet imports; install setuptools<82 into it first"
+
 importable() {
   "${python}" -c "import espnet2.train.trainer, kaldiio, soundfile, pyroomacoustics" > /dev/null 2>&1
 }

@@ -7,7 +7,7 @@ import torch
 
 from espnet2_gram.frontend.spatial_features import per_crop_normalize
 
-from espnet2_gram.gram.attention import set_window_attention
+from espnet2_gram.gram.attention import matmul_attention, set_window_attention
 from espnet2_gram.gram import (
     Attention,
     FrequencyMasking,
@@ -282,6 +282,23 @@ def test_window_form_equals_dense_mask_paper_decoder():
     assert not dec.blocks[0].attn.uses_windows(200)
     for a, b in zip(results["windows"], results["dense"]):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+
+
+def test_gpu_kernel_of_windows_equals_sdpa():
+    """The windows' GPU kernel (explicit matmuls, softmax) against SDPA on the same windows:
+    outputs and the gradients of q, k, v and the bias, float32 and under bf16 autocast."""
+    g = gen(4)
+    q, k, v = (torch.randn(2, 3, 4, 25, 16, generator=g, requires_grad=True) for _ in range(3))
+    bias = torch.randn(1, 3, 1, 25, 25, generator=g, requires_grad=True)
+    for dtype, tol in ((None, 1e-5), (torch.bfloat16, 3e-2)):
+        results = []
+        for attend in (matmul_attention, torch.nn.functional.scaled_dot_product_attention):
+            with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+                out = attend(q, k, v, attn_mask=bias)
+            grads = torch.autograd.grad(out.float().square().sum(), (q, k, v, bias))
+            results.append([out.float(), *grads])
+        for a, b in zip(*results):
+            torch.testing.assert_close(a, b, atol=tol, rtol=tol)
 
 
 def test_window_form_refuses_windows_that_do_not_divide():

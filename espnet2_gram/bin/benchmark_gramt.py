@@ -360,10 +360,9 @@ def side_by_side(gramt_source: str, config: str, crops: int, steps: int, device:
             crops_n = per_crop_normalize(x)
             target = patchify(crops_n, enc.patch_size)
             mask = ours.masking(crops, grid, device=dev)
-            pred = dec(enc(crops_n, mask), mask)
+            pred = dec(enc(crops_n, mask, n_vis), mask, n_vis)
             loss = masked_patch_mse(pred.float(), target.float(), mask, channels)
-        if not torch.isfinite(loss):
-            raise FloatingPointError("our loss is not finite")
+        ours.check_loss(loss, crops)  # as in training: no host sync on a GPU
         loss.backward()
         ours_opt.step()
 
@@ -383,7 +382,7 @@ def side_by_side(gramt_source: str, config: str, crops: int, steps: int, device:
         dec.zero_grad(set_to_none=True)
         tokens.grad = None
         with autocast():
-            pred = dec(tokens, fixed_mask)
+            pred = dec(tokens, fixed_mask, n_vis)
         pred.float().square().mean().backward()
 
     def their_decoder():
@@ -397,7 +396,7 @@ def side_by_side(gramt_source: str, config: str, crops: int, steps: int, device:
     def ours_encoder():
         enc.zero_grad(set_to_none=True)
         with autocast():
-            out = enc(x, fixed_mask)
+            out = enc(x, fixed_mask, n_vis)
         out.float().square().mean().backward()
 
     def their_encoder():

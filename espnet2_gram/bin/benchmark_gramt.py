@@ -40,7 +40,13 @@ forward (and loss) under ``torch.autocast`` when ``--amp_dtype`` is given:
   mean embedding, each side's own method: ``model.encoder.extract(crops, "mean")`` /
   ``GRAMT.get_audio_representation(crops, "mean")`` (both normalise the crop first).
 
+* ``step_compiled`` (``--compiled``): the step once both are compiled, ours with
+  ``compile_parts`` (encoder and decoder), theirs with their own ``_compile_operations``
+  (``torch.compile(forward, mode="reduce-overhead")``, what their ``compile_modules: True``
+  training config runs), with each side's compile time.
+
 Each item gives the seconds of both, ``ratio`` = ours / theirs (< 1: ours is faster) and crops/s.
+AdamW is fused on CUDA for both.
 
 How GRAM-T is imported (``load_gramt``): its ``src`` folder becomes the package ``_gramt_src``
 (no ``sys.path`` entry, so its generic name ``src`` cannot clash), and ``src/model/GRAMT.py``
@@ -279,11 +285,13 @@ def parameter_counts(ours, theirs) -> dict:
 
 
 def side_by_side(gramt_source: str, config: str, crops: int, steps: int, device: str = "cpu",
-                 amp_dtype=None) -> dict:
+                 amp_dtype=None, compiled: bool = False) -> dict:
     """Time our model against GRAM-T on one batch of ``crops`` normalised log-mel crops.
 
     See the module docstring for what each item holds. ``amp_dtype`` (e.g. ``torch.bfloat16``
-    or its name) runs forwards under ``torch.autocast(device_type, dtype=amp_dtype)``.
+    or its name) runs forwards under ``torch.autocast(device_type, dtype=amp_dtype)``;
+    ``compiled`` adds ``step_compiled``: the step again after each side's own compilation
+    (``compile_parts`` / GRAM-T's ``_compile_operations``, as their training config does).
     """
     _check_source(gramt_source)
     from espnet2_gram.frontend.spatial_features import per_crop_normalize
@@ -328,7 +336,8 @@ def side_by_side(gramt_source: str, config: str, crops: int, steps: int, device:
 
     def adamw(model):
         return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
-                                 betas=betas, weight_decay=weight_decay)
+                                 betas=betas, weight_decay=weight_decay,
+                                 fused=dev.type == "cuda")
 
     ours_opt, their_opt = adamw(ours), adamw(theirs)
 
@@ -463,6 +472,19 @@ def side_by_side(gramt_source: str, config: str, crops: int, steps: int, device:
     item("encoding", interleave({"ours": ours_encoding, "theirs": their_encoding}, steps,
                                 device))
     ours.train(), theirs.train()
+    if compiled:
+        seconds = {}
+        for name, compile_model, step in (("ours", ours.compile_parts, ours_step),
+                                          ("theirs", theirs._compile_operations, their_step)):
+            start = time.perf_counter()
+            compile_model()
+            step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            seconds[name] = time.perf_counter() - start
+        row = item("step_compiled", interleave({"ours": ours_step, "theirs": their_step}, steps,
+                                               device, warmup=2))
+        row.update(ours_compile_s=seconds["ours"], theirs_compile_s=seconds["theirs"])
 
     return {
         "what": "our GRAM pretraining model vs the authors' GRAM-T, same batch of normalised"
@@ -500,12 +522,14 @@ def main(argv=None) -> None:
                    help="torch.set_num_threads (default: torch's own)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp_dtype", default=None, choices=[None, "bfloat16", "float16"])
+    p.add_argument("--compiled", action="store_true",
+                   help="also time the step with both models compiled (minutes of compiling)")
     p.add_argument("--out", default="exp/benchmark/gramt_side_by_side.json")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     result = side_by_side(args.gramt_source, args.config, args.crops, args.steps,
-                          device=args.device, amp_dtype=args.amp_dtype)
+                          device=args.device, amp_dtype=args.amp_dtype, compiled=args.compiled)
     with atomic_open(args.out) as f:
         json.dump(result, f, indent=2)
     counts = result["parameters"]

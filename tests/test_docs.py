@@ -46,6 +46,10 @@ NOT_RUNNABLE = {
     "python3 -m venv ../hearval-venv": "creates a separate environment outside the repository",
     "../hearval-venv/bin/pip install": "downloads the HEAR validator and TensorFlow",
     "../hearval-venv/bin/hear-validator": "needs the separate TensorFlow environment above",
+    "egs2/gram/scripts/gpu_wheels.sh": "downloads wheels from PyPI",
+    "egs2/gram/scripts/fetch_gramt_source.sh": "clones the authors' repository from GitHub",
+    "egs2/gram/scripts/gpu_benchmark.sh": "needs a GPU and minutes; its --tiny CPU run is"
+                                          " tests/test_gpu_benchmark.py",
 }
 # Python blocks: (file, first line) -> {placeholder: replacement}; "{tiny16}" and "{tests}"
 # stand for the 16 kHz tiny GRAM packed by docs/hear.md's heredoc and this directory.

@@ -487,7 +487,7 @@ def test_convert_gramt_bad_inputs(tmp_path, capsys, case):
     code, named = 1, ["--checkpoint", checkpoint, "no such file"]
     if case == "bad_safetensors":
         checkpoint.write_bytes((10).to_bytes(8, "little") + b"{not json}")
-        named = [checkpoint, "not a safetensors file"]
+        named = [checkpoint, "safetensors file"]  # with or without the safetensors package
     elif case == "bad_format":
         argv[3], code, named = "quadraphonic", 2, ["--format", "quadraphonic"]
     expect_error(convert_gramt.main, argv, capsys, *named, code=code)

@@ -24,7 +24,8 @@ import numpy as np
 from . import report_figures
 from .localization.seld_metrics import LENGTH_FROM
 from .utils.fileio import atomic_open
-from .utils.scoring import FORMATS, MODES
+from .formats import FORMATS
+from .utils.scoring import MODES
 from .utils.training_log import logged, parse_epochs, plot_curve
 
 logger = logging.getLogger("espnet2_gram.downstream_report")
@@ -223,7 +224,7 @@ class Row:
                          for group in self.seeds().values()]) * metric.scale
 
     def sort_key(self):
-        return (_order(FORMATS, self.format), _order(list(MODELS), self.model),
+        return (_order(list(FORMATS), self.format), _order(list(MODELS), self.model),
                 _order(MODES, self.mode))
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from .formats import num_channels
 from .utils.training_log import parse_epochs
 
 logger = logging.getLogger("espnet2_gram.downstream")
@@ -202,9 +203,7 @@ def input_size(run: Run) -> int:
     """Embedding size (probe) or the format's channel count (audio)."""
     if run.probe:
         return int(json.loads((run.dirs["train"] / "embeddings.json").read_text())["dim"])
-    from .frontend.spatial_features import FORMAT_CHANNELS
-
-    return FORMAT_CHANNELS[run.format]
+    return num_channels(run.format)
 
 
 def train_argv(run: Run, out_dir: Path = None) -> List[str]:

@@ -61,15 +61,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from .formats import format_with_channels
+
 HEAR_SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
 SCENE_STRATEGIES = ("mean", "cls")
 #: ``ours``: this module's HEAR behaviour; ``authors``: the GRAM authors' HEAR runtime.
 COMPAT_MODES = ("ours", "authors")
-CHANNEL_LAYOUT = {
-    1: "mono",
-    2: "binaural (left, right)",
-    4: "first-order Ambisonics (ACN W, Y, Z, X; SN3D)",
-}
+
+
+def _channel_layout(count: int) -> str:
+    """``"binaural (2 channels (left, right))"`` for a channel count, or ``"4-channel"``."""
+    fmt = format_with_channels(count)
+    return f"{fmt.description} ({fmt.layout})" if fmt else f"{count}-channel"
 
 
 class GRAMHearModel(nn.Module):
@@ -195,7 +198,7 @@ class GRAMHearModel(nn.Module):
             raise TypeError(f"audio must be a torch.Tensor, got {type(audio).__name__}")
         want = self.n_channels
         expected = (f"(n_sounds, n_samples) mono audio or (n_sounds, {want}, n_samples)"
-                    f" {CHANNEL_LAYOUT.get(want, f'{want}-channel')} audio")
+                    f" {_channel_layout(want)} audio")
         if audio.dim() == 2:
             x = audio.unsqueeze(-1).expand(-1, -1, want)
         elif audio.dim() == 3:

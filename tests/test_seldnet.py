@@ -109,7 +109,7 @@ def test_binaural_cues_follow_the_leading_louder_ear():
 
 
 def test_bad_channel_count_or_cue_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"--input_size 3: .*4 channels \(FOA.*2 channels"):
+    with pytest.raises(ValueError, match=r"--input_size 3: .*FOA audio, 4 channels.*binaural audio, 2 channels"):
         SELDnetEncoder(3, **SMALL)
     with pytest.raises(ValueError, match="binaural_features='gcc'"):
         SELDnetEncoder(2, **dict(SMALL, binaural_features="gcc"))

@@ -120,7 +120,7 @@ def test_padding_frames_are_zero_and_lengths_right():
 
 def test_wrong_channel_count_is_an_error():
     x = noise(1, 8000, 2)
-    with pytest.raises(ValueError, match=r"4 channels \(ACN W, Y, Z, X\), got 2"):
+    with pytest.raises(ValueError, match=r"4 channels \(W, Y, Z, X; ACN order, SN3D\), got 2"):
         FOAFrontend()(x)
     with pytest.raises(ValueError, match="2 channels.*got 4"):
         BinauralFrontend()(noise(1, 8000, 4))

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from espnet2_gram.formats import num_channels
 from espnet2_gram.utils.cli import run
 from espnet2_gram.utils.fileio import atomic_open
 
@@ -54,7 +55,6 @@ REPO = Path(__file__).resolve().parents[2]
 PAPER_CONFIG = "conf/paper/pretrain_binaural.yaml"
 DEMO_CONFIG = "conf/demo/pretrain_binaural.yaml"
 BANK_CONFIG = "conf/demo/rir_bank.yaml"
-FORMAT_CHANNELS = {"mono": 1, "binaural": 2, "foa": 4}
 SECTIONS = ("ceiling", "data", "sweep", "trainer", "attention", "gramt")
 
 # What each size means, GPU vs --tiny (the CPU test of the script itself).
@@ -419,7 +419,7 @@ class Benchmark:
         self.data = {"bank_dir": str(bank), "noise_scp": str(noise_scp),
                      "train_scp": str(train_scp), "valid_scp": str(valid_scp),
                      "train_uids": [ln.split()[0] for ln in train_scp.read_text().splitlines()],
-                     "samples": int(clip_s * fs), "channels": FORMAT_CHANNELS.get(fmt, 2),
+                     "samples": int(clip_s * fs), "channels": num_channels(fmt),
                      "rir_samples": max_rir_samples(bank)}
         # The loader alone, both ways of mixing.
         out["loader"] = []
@@ -953,7 +953,7 @@ def write_synthetic_bank(bank: Path, packs: int, fs: int, fmt: str, keep: Path =
     shard_size = 2
     (bank / CONFIG).write_text(json.dumps({"num_packs": packs, "shard_size": shard_size,
                                            "synthetic": True}))
-    channels = FORMAT_CHANNELS[fmt]
+    channels = num_channels(fmt)
     length = int(0.4 * fs)
     rng = np.random.default_rng(1)
     t = np.arange(length) / fs

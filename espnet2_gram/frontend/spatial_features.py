@@ -24,12 +24,8 @@ import torch
 import torchaudio
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
-FORMAT_CHANNELS = {"mono": 1, "binaural": 2, "foa": 4}
-FORMAT_LAYOUT = {
-    "mono": "1 channel",
-    "binaural": "2 channels (left, right)",
-    "foa": "4 channels (ACN W, Y, Z, X)",
-}
+from ..formats import get_format, num_channels
+
 
 
 def mel_filterbank(n_freqs: int, fmin: float, fmax: float, n_mels: int,
@@ -99,7 +95,7 @@ class SpatialFrontend(AbsFrontend):
         if self.log_offset <= 0:
             raise ValueError(f"log_offset must be positive, got {self.log_offset}")
         self.replicate_mono = bool(replicate_mono)
-        self.in_channels = FORMAT_CHANNELS[self.format]
+        self.in_channels = num_channels(self.format)
         # Derived from the configuration, so kept out of the state dict.
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
         self.register_buffer(
@@ -137,7 +133,7 @@ class SpatialFrontend(AbsFrontend):
                 hint = (" (pass replicate_mono=True to repeat mono audio on every channel)"
                         if got == 1 else "")
                 raise ValueError(f"{type(self).__name__}: {self.format} input must have"
-                                 f" {FORMAT_LAYOUT[self.format]}, got {got} channel(s) in"
+                                 f" {get_format(self.format).layout}, got {got} channel(s) in"
                                  f" input of shape {tuple(x.shape)}{hint}")
         return x.transpose(1, 2)
 

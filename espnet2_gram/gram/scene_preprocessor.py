@@ -32,13 +32,13 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from ..formats import RENDERED, get_format, num_channels
 from ..simulation.mixing import NOISE_LEVEL_DBFS, mix_scene, normalize_dbfs, prepare_noise
 from ..utils.audio import MONO_POLICIES, AudioError, problem_of, resample, to_mono
 from ..utils.fileio import read_kv
 
 logger = logging.getLogger(__name__)
 
-FORMAT_CHANNELS = {"mono": 1, "binaural": 2, "foa": 4}
 
 
 class SceneSimulator:
@@ -61,8 +61,6 @@ class SceneSimulator:
                  fade_seconds: float = 0.2, source_level_dbfs: float = -14.0,
                  noise_level_dbfs: float = NOISE_LEVEL_DBFS, mono_policy: str = "first",
                  train: bool = True, seed: int = 0, mix_on_device: bool = False):
-        if format not in FORMAT_CHANNELS:
-            raise ValueError(f"format must be one of {list(FORMAT_CHANNELS)}, got {format!r}")
         if mono_policy not in MONO_POLICIES:
             raise ValueError(f"mono_policy must be one of {MONO_POLICIES}, got {mono_policy!r}")
         if not 0.0 <= clean_ratio <= 1.0:
@@ -74,15 +72,16 @@ class SceneSimulator:
             raise ValueError("fs and clip_seconds must be positive, fade_seconds >= 0")
         if int(seed) < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed}")
-        if format == "mono" and bank_dir:
-            raise ValueError("format='mono' scenes are dry clips (GRAM-Clean): bank_dir is not"
-                             " used; choose format 'binaural' or 'foa' to use a bank")
-        if format == "mono" and noise_scp:
-            raise ValueError("format='mono' scenes are dry clips (GRAM-Clean): noise_scp is not"
-                             " used")
-        if mix_on_device and format == "mono":
-            raise ValueError("mix_on_device needs a spatial format (binaural or foa)")
-        if format != "mono" and not bank_dir and clean_ratio < 1.0:
+        spatial = get_format(format).rendered
+        dry = f"format={format!r} scenes are dry clips (GRAM-Clean)"
+        if not spatial and bank_dir:
+            raise ValueError(f"{dry}: bank_dir is not used; choose one of {list(RENDERED)} to"
+                             " use a bank")
+        if not spatial and noise_scp:
+            raise ValueError(f"{dry}: noise_scp is not used")
+        if mix_on_device and not spatial:
+            raise ValueError(f"mix_on_device needs a spatial format ({' or '.join(RENDERED)})")
+        if spatial and not bank_dir and clean_ratio < 1.0:
             raise ValueError(f"format={format!r} needs bank_dir (an RIR bank of that format)"
                              " unless clean_ratio=1")
         self.bank_dir = str(bank_dir) if bank_dir else None
@@ -110,7 +109,7 @@ class SceneSimulator:
     @property
     def channels(self) -> int:
         """Channels of the output scenes: 1 (mono), 2 (binaural) or 4 (FOA)."""
-        return FORMAT_CHANNELS[self.format]
+        return num_channels(self.format)
 
     def __getstate__(self):
         # Worker processes started by pickling load the bank and seed their generator anew.
@@ -219,7 +218,7 @@ class SceneSimulator:
         clean = bool(rng.random() < self.clean_ratio)
         info = {"uid": uid, "crop_offset": offset, "clean": clean, "pack": None,
                 "noise": None, "snr_db": None}
-        if self.format == "mono" or clean:
+        if not get_format(self.format).rendered or clean:
             out = self._dry(data, clip)
         else:
             bank = self.bank

@@ -29,6 +29,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 
+from ..formats import FORMATS
 from ..frontend.spatial_features import BinauralFrontend, FOAFrontend, num_frames
 
 BINAURAL_CUES = {"none": 0, "ild": 1, "ipd": 2}  # cue -> feature channels
@@ -135,9 +136,9 @@ class SELDnetEncoder(AbsEncoder):
         elif input_size == 2:
             self.frontend = BinauralCueFrontend(binaural_features, **spectral)
         else:
-            raise ValueError(f"--input_size {input_size}: encoder seldnet takes audio of 4"
-                             " channels (FOA, ACN W, Y, Z, X) or 2 channels (binaural, left,"
-                             " right)")
+            foa, binaural = FORMATS["foa"], FORMATS["binaural"]
+            raise ValueError(f"--input_size {input_size}: encoder seldnet takes FOA audio,"
+                             f" {foa.layout}, or binaural audio, {binaural.layout}")
         if len(pool_time) != len(pool_freq) or not pool_time:
             raise ValueError(f"encoder_conf pool_time={list(pool_time)} and pool_freq="
                              f"{list(pool_freq)} need one entry per conv block, as many of each")

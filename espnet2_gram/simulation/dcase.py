@@ -48,7 +48,8 @@ from .mixing import (
     scene_powers,
     snr_gain,
 )
-from .rooms import FORMATS, RenderConfig, RIRRenderer, RoomSampling, sample_room
+from ..formats import num_channels
+from .rooms import RenderConfig, RIRRenderer, RoomSampling, sample_room
 
 logger = logging.getLogger(__name__)
 
@@ -509,7 +510,7 @@ def export_recordings(
     _guard_options(out_root / OPTIONS_DIR / f"{render.format}_{split}.json", options)
 
     renderer = None
-    channels = FORMATS[render.format]
+    channels = num_channels(render.format)
     summary = Counter()
     tables: Dict[str, Dict[str, object]] = {
         "wav.scp": {}, "utt2metadata": {}, "utt2num_samples": {}, "utt2fs": {}, "utt2format": {}

@@ -7,9 +7,9 @@ from typing import List, Sequence
 
 import numpy as np
 
+from ..formats import get_format, num_channels
 from .geometry import cart_to_sph, listener_to_room, room_to_listener, sph_to_cart
 
-FORMATS = {"binaural": 2, "foa": 4}
 # hybrid: image sources up to ism_order + ray-traced tail; ism: image sources up to the order
 # the room's RT60 needs (Sabine); early: image sources up to ism_order only, no late tail
 # (several times cheaper: for direction-rich localisation sets, see conf/demo/rir_bank_loc.yaml)
@@ -146,8 +146,7 @@ class RenderConfig:
     max_rir_seconds: float = 1.0
 
     def __post_init__(self):
-        if self.format not in FORMATS:
-            raise ValueError(f"--format must be one of {list(FORMATS)}, got {self.format!r}")
+        get_format(self.format, "--format", rendered=True)
         if self.method not in METHODS:
             raise ValueError(f"--method must be one of {list(METHODS)}, got {self.method!r}")
         if self.fs <= 0 or self.max_rir_seconds <= 0:
@@ -175,7 +174,7 @@ class RIRRenderer:
         import pyroomacoustics as pra
 
         self.cfg = cfg
-        self.channels = FORMATS[cfg.format]
+        self.channels = num_channels(cfg.format)
         pra.constants.set("num_threads", 1)
         self._ears = _ear_directivities(cfg.hrtf, cfg.fs) if cfg.format == "binaural" else None
 

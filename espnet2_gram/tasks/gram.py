@@ -18,6 +18,7 @@ from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool
 
+from ..formats import num_channels
 from ..frontend.spatial_features import BinauralFrontend, FOAFrontend, MonoFrontend
 from ..gram.decoder import MWMAEDecoder, TransformerDecoder
 from ..gram.encoder import GRAMEncoder
@@ -27,8 +28,6 @@ from ..gram.scene_preprocessor import SceneSimulator
 from ..utils.datacheck import AUDIO_POLICIES
 from .common import PaddedBatches, add_init_argument
 
-FORMAT_OF_FRONTEND = {"mono": "mono", "binaural": "binaural", "foa": "foa"}
-INPUT_CHANNELS = {"mono": 1, "binaural": 2, "foa": 4}
 
 frontend_choices = ClassChoices(
     "frontend", classes=dict(mono=MonoFrontend, binaural=BinauralFrontend, foa=FOAFrontend),
@@ -52,7 +51,7 @@ class ChannelCheck:
 
     def __init__(self, frontend: str):
         self.frontend = frontend
-        self.channels = INPUT_CHANNELS[frontend]
+        self.channels = num_channels(frontend)
 
     def __call__(self, uid: str, data: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         speech = data["speech"]
@@ -116,7 +115,7 @@ class GRAMTask(PaddedBatches, AbsTask):
         conf = dict(args.scene_conf or {})
         if not conf.get("bank_dir") and args.frontend != "mono":
             return ChannelCheck(args.frontend)
-        conf.setdefault("format", FORMAT_OF_FRONTEND[args.frontend])
+        conf.setdefault("format", args.frontend)  # each frontend reads the format of its name
         conf.setdefault("fs", args.frontend_conf.get("fs", 32000))
         conf.setdefault("seed", args.seed)
         return SceneSimulator(train=train, **conf)
@@ -131,7 +130,7 @@ class GRAMTask(PaddedBatches, AbsTask):
             return preprocess.fs, None, (f"the scenes of the RIR bank {bank.dir}" if bank
                                          else "the scenes (--scene_conf)")
         fs = frontend_choices.get_class(args.frontend)(**args.frontend_conf).fs
-        return fs, INPUT_CHANNELS[args.frontend], f"--frontend {args.frontend}"
+        return fs, num_channels(args.frontend), f"--frontend {args.frontend}"
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:

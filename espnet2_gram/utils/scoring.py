@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 from typing import Iterable
 
+from ..formats import FORMATS
 from . import datadir
 from .fileio import atomic_open
 
-FORMATS = ("binaural", "foa", "mono")
 MODES = ("probe", "finetune", "supervised")
 SCORES_FILE = "scores.json"
 
@@ -19,7 +19,7 @@ def add_run_options(parser: argparse.ArgumentParser, format_required: bool = Fal
     group.add_argument("--model", help="model name")
     group.add_argument("--mode", choices=MODES, help="how the model was trained for the task")
     group.add_argument("--dataset", help="evaluation set name")
-    group.add_argument("--format", choices=FORMATS, required=format_required,
+    group.add_argument("--format", choices=list(FORMATS), required=format_required,
                        help="input audio format")
     group.add_argument("--seed", type=int, default=None,
                        help="training seed (the report: mean ± std over seeds)")

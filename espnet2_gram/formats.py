@@ -1,0 +1,58 @@
+"""The audio formats of the project, in one table that every module reads.
+
+A format names the channels of its audio; ``rendered`` formats are the spatial ones that the
+room simulation renders (RIR banks, scenes, evaluation sets), ``mono`` is the dry source. The
+order of :data:`FORMATS` is the order of reports. The ESPnet frontend of GRAMTask that reads a
+format carries its name (``--frontend binaural``).
+"""
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    name: str
+    channels: Tuple[str, ...]
+    description: str
+    rendered: bool
+    convention: str = ""
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def layout(self) -> str:
+        """``"2 channels (left, right)"``, as error messages state it."""
+        plural = "s" if self.num_channels > 1 else ""
+        names = ", ".join(self.channels) + (f"; {self.convention}" if self.convention else "")
+        return f"{self.num_channels} channel{plural} ({names})"
+
+
+FORMATS: Dict[str, AudioFormat] = {f.name: f for f in (
+    AudioFormat("binaural", ("left", "right"), "binaural", rendered=True),
+    AudioFormat("foa", ("W", "Y", "Z", "X"), "first-order Ambisonics", rendered=True,
+                convention="ACN order, SN3D"),
+    AudioFormat("mono", ("mono",), "mono", rendered=False),
+)}
+RENDERED = tuple(name for name, f in FORMATS.items() if f.rendered)
+
+
+def get_format(name: str, option: str = "format", rendered: bool = False) -> AudioFormat:
+    """The format ``name``; an unknown one (or, with ``rendered``, one the rooms do not render)
+    is a ``ValueError`` naming ``option`` and the choices."""
+    choices = RENDERED if rendered else tuple(FORMATS)
+    if name not in choices:
+        raise ValueError(f"{option} must be one of {list(choices)}, got {name!r}")
+    return FORMATS[name]
+
+
+def num_channels(name: str) -> int:
+    return get_format(name).num_channels
+
+
+def format_with_channels(count: int) -> Optional[AudioFormat]:
+    """The format with ``count`` channels (None if there is none or several)."""
+    found = [f for f in FORMATS.values() if f.num_channels == count]
+    return found[0] if len(found) == 1 else None

@@ -1,7 +1,8 @@
 """Multi-head self-attention (global and multi-window heads) and pre-LN transformer blocks.
 
-All attention goes through ``torch.nn.functional.scaled_dot_product_attention`` so that GPUs
-use fused kernels.  Multi-window heads (MW-MHA, as in the MW-MAE decoder):
+Global attention goes through ``torch.nn.functional.scaled_dot_product_attention`` so that
+GPUs use fused kernels (the encoder ran cuDNN's on an H200).  Multi-window heads (MW-MHA, as in
+the MW-MAE decoder):
 
 * a global head (window ``0``) attends everywhere;
 * a windowed head (window ``w > 0``) lets token ``i`` attend to token ``j`` iff

@@ -38,8 +38,9 @@ import yaml
 from .utils.cli import naming
 from .utils.safe_load import load_weights
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PAPER_CONF = REPO_ROOT / "conf" / "paper"
+#: The paper's pretraining configs ship inside the package (the recipe's
+#: conf/paper/pretrain_*.yaml are links to them), so an installed package converts too.
+PAPER_CONF = Path(__file__).resolve().parent / "paper_configs"
 
 #: format -> (paper config file, our frontend name, input feature channels of the checkpoint)
 FORMATS = {
@@ -262,7 +263,7 @@ def _canonical_format(fmt: str) -> str:
 def target_config(fmt: str, config=None, log_offset: Optional[float] = None) -> dict:
     """Our training configuration for a converted checkpoint.
 
-    ``config``: None (the paper YAML of the format: ``conf/paper/pretrain_binaural.yaml``,
+    ``config``: None (the paper YAML of the format, ``PAPER_CONF``: ``pretrain_binaural.yaml``,
     ``pretrain_foa.yaml``; mono = the binaural one with ``frontend: mono``), a YAML path or a
     mapping.  The decoder's mask token is made a fixed buffer (``learnable_mask_token: false``)
     and its LayerNorm eps 1e-5 (``norm_eps``), as in the authors' code.  ``log_offset`` overrides

@@ -623,3 +623,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ERROR: --checkpoint") and "no such file" in err[0]
+
+
+def test_paper_configs_ship_in_the_package():
+    """The converter reads the paper configs from the package (an installed package converts
+    too); the recipe's conf/paper/pretrain_*.yaml are the same files, not copies."""
+    assert cv.PAPER_CONF.parent == Path(cv.__file__).resolve().parent
+    for name in ("pretrain_binaural.yaml", "pretrain_foa.yaml"):
+        assert (REPO / "conf" / "paper" / name).resolve() == (cv.PAPER_CONF / name).resolve()
+    assert cv.target_config("ambisonics")["frontend"] == "foa"
+    assert "paper_configs/*.yaml" in (REPO / "pyproject.toml").read_text()

@@ -28,7 +28,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=sorted(FORMATS) + ["foa"])
     p.add_argument("--out_dir", required=True, help="packed model directory to write")
     p.add_argument("--config", help="our training YAML to build the model from (default:"
-                                    " conf/paper/pretrain_{binaural,foa}.yaml)")
+                                    " the paper config of the format, shipped in the package as"
+                                    " espnet2_gram/paper_configs/pretrain_{binaural,foa}.yaml)")
     p.add_argument("--log_offset", type=float,
                    help="override frontend_conf.log_offset, the training offset (the authors'"
                         " HEAR runtime offset is recorded in hear_conf.authors_log_offset and"

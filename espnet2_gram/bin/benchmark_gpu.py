@@ -578,14 +578,16 @@ class Benchmark:
             out[f"{part}_ops"] = ops
             out[f"{part}_used"] = ", ".join(SDPA_OPS[k] for k in ops) or "none (no SDPA call)"
         model.zero_grad(set_to_none=True)
-        out["used"] = out["encoder_used"]
         return out
 
-    def sweep(self, allowance: float) -> dict:
+    def sizes_and_deadline(self, allowance: float):
+        """The run's sizes and the end of a section that needs the data section's output."""
         if not self.data:
             raise Skip("no data (the data section did not finish)")
-        s = self.s
-        deadline = self.elapsed() + allowance
+        return self.s, self.elapsed() + allowance
+
+    def sweep(self, allowance: float) -> dict:
+        s, deadline = self.sizes_and_deadline(allowance)
         k = s["crops_per_clip"]
         model = self.build_model(k)
         optim = self.optimizer(model)
@@ -600,7 +602,8 @@ class Benchmark:
         self.log(f"sweep: {out['flops']['flops_per_crop'] / 1e9:.2f} GFLOP per crop (fwd+bwd)")
         try:
             out["sdpa"] = self.sdpa_backends(model)
-            self.log(f"sweep: SDPA {out['sdpa']['used']}; forced: {out['sdpa']['forced']}")
+            self.log(f"sweep: SDPA encoder {out['sdpa']['encoder_used']}, decoder"
+                     f" {out['sdpa']['decoder_used']}; forced: {out['sdpa']['forced']}")
         except Exception as e:
             out["sdpa"] = {"error": first_line(e)}
         points = []
@@ -740,10 +743,7 @@ class Benchmark:
     def trainer(self, allowance: float) -> dict:
         import yaml
 
-        if not self.data:
-            raise Skip("no data (the data section did not finish)")
-        s = self.s
-        deadline = self.elapsed() + allowance
+        s, deadline = self.sizes_and_deadline(allowance)
         root = self.work / "trainer"
         for split, scp in (("train", self.data["train_scp"]), ("valid", self.data["valid_scp"])):
             d = root / "data" / split

@@ -34,6 +34,7 @@ gram_args=""          # extra options for espnet2_gram.bin.gram_train, e.g. "--m
 
 # Preset options (defaults of the demo preset; conf/<preset>/recipe.sh sets them).
 corpora=""            # stage 1: corpora to prepare (local/data.sh --corpus ...)
+corpus_opts=""        # stage 1: more options of the corpora's preparers (local/data.sh --corpus_opts)
 fs=16000              # sample rate of everything after stage 2
 mono_policy=first     # multichannel sources: first | mean
 overwrite=false       # stages 2 and 4: redo outputs made with other settings (else refused)
@@ -45,6 +46,8 @@ formats="binaural foa"
 rir_config=""
 num_train_packs=0     # scene packs (source + noise RIRs) of the pretraining bank
 num_eval_packs=0      # ... of the held-out bank used by the evaluation sets
+pretrain_snapshots="" # stage 6 keeps the weights of these epochs too; stages 7-10 pack and evaluate
+                      # each (models gram_ep<N>) beside the final model: results against steps
 dcase_config=""
 seld_train_source=""  # labelled events of the simulated SELD training recordings
 seld_test_source=""   # ... and of the test recordings
@@ -108,6 +111,8 @@ check_words downstream_models gram gram_random logmel seldnet
 [ -n "${downstream_models// /}" ] || die "--downstream_models: expected at least one of gram gram_random logmel seldnet, got nothing"
 [[ "${downstream_seeds}" =~ ^[[:space:]]*[0-9]{1,9}([[:space:]]+[0-9]{1,9})*[[:space:]]*$ ]] \
   || die "--downstream_seeds: expected one or more integer seeds, got '${downstream_seeds}'"
+[[ "${pretrain_snapshots}" =~ ^[[:space:]]*([1-9][0-9]{0,5}([[:space:]]+|$))*$ ]] \
+  || die "--pretrain_snapshots: expected epochs (positive integers) of pretraining, got '${pretrain_snapshots}'"
 for axis in ${probe_grid}; do
   [[ "${axis}" =~ ^[A-Za-z_]+\.[A-Za-z_]+=[^|]+(\|[^|]+)*$ ]] \
     || die "--probe_grid: expected axes <group>.<key>=<v1>|<v2>..., got '${axis}'"
@@ -142,7 +147,8 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   for corpus in ${corpora}; do
     src=$(corpus_root "${corpus}")
     local/data.sh --corpus "${corpus}" --data_dir "${datadir}" \
-      --download_dir "${download_dir}" --fs "${fs}" --seed "${seed}" ${src:+--src_dir "${src}"}
+      --download_dir "${download_dir}" --fs "${fs}" --seed "${seed}" ${src:+--src_dir "${src}"} \
+      ${corpus_opts:+--corpus_opts "${corpus_opts}"}
   done
 fi
 

@@ -307,7 +307,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
         $(gram_common_opts "${fmt}") --audio_check off \
         --train_shape_file "${stats}/train/speech_shape" \
         --valid_shape_file "${stats}/valid/speech_shape" \
-        --output_dir "${out}" ${gram_args}
+        --output_dir "${out}" ${pretrain_snapshots:+--keep_epochs ${pretrain_snapshots}} ${gram_args}
     ${python} -m espnet2_gram.bin.summarize_pretraining --exp_dir "${out}"
     log "$(tail -n 1 "${out}/RESULTS.md")"
   done
@@ -321,6 +321,14 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
         --stats_file "${expdir}/gram_stats_${fmt}/train/feats_stats.npz" \
         --out_dir "${expdir}/packed/gram_${fmt}"
     log "packed ${expdir}/packed/gram_${fmt} (and .zip)"
+    for e in ${pretrain_snapshots}; do
+      snapshot="${expdir}/gram_${fmt}/snapshots/${e}epoch.pth"
+      [ -f "${snapshot}" ] || die "--pretrain_snapshots ${e}: no ${snapshot} (is epoch ${e} past max_epoch?)"
+      ${train_cmd} "${expdir}/packed/log/pack_${fmt}_ep${e}.log" \
+        ${python} -m espnet2_gram.bin.pack_gram --exp_dir "${expdir}/gram_${fmt}" \
+          --model_file "${snapshot}" --stats_file "${expdir}/gram_stats_${fmt}/train/feats_stats.npz" \
+          --out_dir "${expdir}/packed/gram_${fmt}_ep${e}"
+    done
   done
 fi
 
@@ -333,17 +341,38 @@ set_dir() {
   if [ "$2" = clean ]; then echo "${dumpdir}/raw/$1"; else echo "${dumpdir}/raw/$1_$3"; fi
 }
 
+# The downstream models: the option's, and with gram the weights of each pretraining snapshot
+# (gram_ep<N>, packed by stage 7), evaluated like gram: results against pretraining steps.
+ds_models=${downstream_models}
+if [[ " ${downstream_models} " == *" gram "* ]]; then
+  for e in ${pretrain_snapshots}; do ds_models+=" gram_ep${e}"; done
+fi
+
+# packed_model <format> <model>: the packed GRAM behind a model's runs.
+packed_model() {
+  case "$2" in
+    gram_ep*) echo "${expdir}/packed/gram_$1_${2#gram_}" ;;
+    *) echo "${expdir}/packed/gram_$1" ;;
+  esac
+}
+
 # embed <format> <data dir>...: cache the frame embeddings of every downstream model (once).
 embed() {
   local fmt=$1; shift
-  local extractors=() m
+  local extractors=() data=() m d
+  for d in "$@"; do data+=(--data_dir "${d}"); done
   for m in ${downstream_models}; do [ "${m}" = seldnet ] || extractors+=(--extractor "${m}"); done
-  [ ${#extractors[@]} -gt 0 ] || return 0
-  # shellcheck disable=SC2046
-  ${train_cmd} "${emb_dir}/log/extract_${fmt}.log" \
-    ${python} -m espnet2_gram.bin.extract_embeddings "${extractors[@]}" --logmel_intensity "${logmel_intensity}" \
-      --model_path "${expdir}/packed/gram_${fmt}" --out_root "${emb_dir}/${fmt}" \
-      $(for d in "$@"; do echo --data_dir "${d}"; done)
+  if [ ${#extractors[@]} -gt 0 ]; then
+    ${train_cmd} "${emb_dir}/log/extract_${fmt}.log" \
+      ${python} -m espnet2_gram.bin.extract_embeddings "${extractors[@]}" --logmel_intensity "${logmel_intensity}" \
+        --model_path "$(packed_model "${fmt}" gram)" --out_root "${emb_dir}/${fmt}" "${data[@]}"
+  fi
+  for m in ${ds_models}; do
+    [[ "${m}" == gram_ep* ]] || continue
+    ${train_cmd} "${emb_dir}/log/extract_${fmt}_${m}.log" \
+      ${python} -m espnet2_gram.bin.extract_embeddings --extractor gram --out_name "${m}" \
+        --model_path "$(packed_model "${fmt}" "${m}")" --out_root "${emb_dir}/${fmt}" "${data[@]}"
+  done
 }
 
 # task_sets <spec>...: the set names in task specs name:train:valid:test[:...] ('+' joins).
@@ -406,7 +435,7 @@ run_jobs() {
 # supervised SELDnet (audio, trained from scratch) for the localisation tasks only.
 runs_of() {
   local model mode
-  for model in ${downstream_models}; do
+  for model in ${ds_models}; do
     case "${model}" in
       seldnet) [ "$1" = cls ] || echo "${model} supervised" ;;
       logmel) [[ " ${downstream_modes} " != *" probe "* ]] || echo "${model} probe" ;;
@@ -425,13 +454,13 @@ add_jobs() {
     jobs+=("$(printf '%q ' --task "${task}" \
       --mode "${mode}" --model "${model}" --format "${fmt}" --seed "${s}" \
       --pooling "${pooling}" --grid "${grid}" --task_config "conf/${preset}/${task}_${mode}.yaml" \
-      --packed_model "${expdir}/packed/gram_${fmt}" --train_args "${downstream_args}" \
+      --packed_model "$(packed_model "${fmt}" "${model}")" --train_args "${downstream_args}" \
       --exp_dir "${ds_dir}/${task}_${name}_${fmt}_${model}_${mode}_seed${s}" --ngpu "${ngpu}" "$@")")
   done
 }
 
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ] && [ -n "${cls_tasks}${doa_tasks}" ]; then
-  log "Stage 8: embeddings (${downstream_models}) and classification (${cls_tasks})"
+  log "Stage 8: embeddings (${ds_models}) and classification (${cls_tasks})"
   for fmt in ${formats}; do
     dirs=()
     for cond in ${cls_conditions}; do

@@ -25,6 +25,7 @@ from . import report_figures
 from .localization.seld_metrics import LENGTH_FROM
 from .utils.fileio import atomic_open
 from .formats import FORMATS
+from .downstream_runs import SNAPSHOT_MODEL
 from .utils.scoring import MODES
 from .utils.training_log import logged, parse_epochs, plot_curve
 
@@ -90,6 +91,7 @@ class Scores:
     fold: Optional[int]
     metrics: Dict[str, float]
     data: dict
+    pretrain_steps: Optional[int] = None
 
     @property
     def run(self) -> str:
@@ -143,8 +145,11 @@ def load_scores(path) -> Scores:
     if task == "seld" and "length_from" in data and data["length_from"] not in LENGTH_FROM:
         raise ValueError(f"{path}: 'length_from' = {data['length_from']!r}; expected one of"
                          f" {list(LENGTH_FROM)}")
+    steps = _optional_int(data, "pretrain_steps", path)
+    if steps is not None and steps < 0:
+        raise ValueError(f"{path}: 'pretrain_steps' = {steps}; expected an integer >= 0")
     return Scores(path, task, data["dataset"], data["format"], data["model"], data["mode"],
-                  seed, fold, metrics, data)
+                  seed, fold, metrics, data, steps)
 
 
 def _check_confusion(data: dict, path: Path) -> None:
@@ -174,6 +179,19 @@ def _order(known: Sequence[str], name: str) -> Tuple[int, str]:
     return (known.index(name) if name in known else len(known), name)
 
 
+def model_label(model: str) -> str:
+    snapshot = SNAPSHOT_MODEL.fullmatch(model)
+    return f"GRAM (epoch {snapshot.group(1)})" if snapshot else MODELS.get(model, model)
+
+
+def _model_order(model: str) -> Tuple[int, int, str]:
+    """Known models in MODELS order, GRAM's snapshots right after GRAM by epoch, others last."""
+    snapshot = SNAPSHOT_MODEL.fullmatch(model)
+    if snapshot:
+        return (list(MODELS).index("gram"), int(snapshot.group(1)), model)
+    return (*_order(list(MODELS), model)[:1], -1, model)
+
+
 def _span(counts) -> str:
     """``"3"``, or ``"2-3"`` when the counts differ."""
     lo, hi = min(counts), max(counts)
@@ -192,7 +210,12 @@ class Row:
 
     @property
     def label(self) -> str:
-        return MODELS.get(self.model, self.model)
+        return model_label(self.model)
+
+    @property
+    def pretrain_steps(self) -> Optional[int]:
+        """The pretraining steps of the row's encoder (one value, checked), None if unknown."""
+        return self.scores[0].pretrain_steps
 
     def seeds(self) -> Dict[Optional[int], List[Scores]]:
         """The scores of each seed, in seed order."""
@@ -224,7 +247,7 @@ class Row:
                          for group in self.seeds().values()]) * metric.scale
 
     def sort_key(self):
-        return (_order(list(FORMATS), self.format), _order(list(MODELS), self.model),
+        return (_order(list(FORMATS), self.format), _model_order(self.model),
                 _order(MODES, self.mode))
 
 
@@ -237,6 +260,9 @@ def _check_runs(members: List[Scores]) -> None:
         if any(given) and not all(given):
             raise ValueError(f"{', '.join(str(m.path) for m in members)}: scores for {what} with"
                              f" and without {key!r}; expected it in all of them or none")
+    if len({m.pretrain_steps for m in members}) > 1:
+        raise ValueError(f"{', '.join(str(m.path) for m in members)}: scores for {what} with"
+                         " different 'pretrain_steps'; expected the same weights in all")
     same = defaultdict(list)
     for m in members:
         same[(m.seed, m.fold)].append(m)
@@ -461,6 +487,32 @@ def curve_figures(exp_dir: Path, runs: Sequence[str], images: Path,
     return _details(summary, links)
 
 
+def pretraining_curve(task: str, dataset: str, rows: Sequence[Row], images: Path) -> List[str]:
+    """Where GRAM's pretraining snapshots were evaluated: the headline metric of every row with
+    recorded pretraining steps (random init, snapshots, final model) against those steps, per
+    format and mode, as a table and a figure; no lines otherwise."""
+    if not any(SNAPSHOT_MODEL.fullmatch(r.model) for r in rows):
+        return []
+    metric, name = headline(task, rows)
+    curves = defaultdict(list)
+    for row in rows:
+        if row.pretrain_steps is not None and _complete(row.values(metric)):
+            curves[(row.format, row.mode)].append(row)
+    lines = ["", f"### {name} against pretraining steps: {dataset}", "",
+             "|format|mode|model|steps|seeds|" + metric.header + "|", "|---|---|---|---|---|---|"]
+    series = []
+    for (fmt, mode), members in curves.items():
+        members.sort(key=lambda r: r.pretrain_steps)
+        for r in members:
+            lines.append(f"|{fmt}|{mode}|{r.label}|{r.pretrain_steps}|{r.num_seeds}|"
+                         f"{format_cell(r.values(metric), metric.decimals)}|")
+        series.append((f"{fmt}, {mode}", [(r.pretrain_steps, r.values(metric)) for r in members]))
+    path = images / f"pretraining_{task}_{_safe(dataset)}.png"
+    report_figures.plot_against_steps(series, path, f"{name}: {dataset}",
+                                      f"{metric.header}, mean ± std over seeds")
+    return lines + ["", _image(images, path, f"{name} against pretraining steps: {dataset}")]
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -505,6 +557,7 @@ def write_report(exp_dir, out_dir=None) -> Path:
         if task == "seld":
             notes += seld_length_lines(rows)
         lines += [""] + [f"- {line}" for line in notes]
+        lines += pretraining_curve(task, dataset, rows, images)
         if task == "doa":
             lines += doa_figures(rows, dataset, scores, images)
         elif task == "cls":

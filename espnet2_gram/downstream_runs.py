@@ -26,6 +26,7 @@ import importlib
 import itertools
 import json
 import logging
+import re
 import shlex
 import shutil
 import sys
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from .formats import num_channels
+from .packing import pretrain_steps
 from .utils.training_log import parse_epochs
 
 logger = logging.getLogger("espnet2_gram.downstream")
@@ -49,6 +51,8 @@ LABELS = {"cls": ("utt2label", "label", "text", "valid.acc.best.pth"),
 # grid is chosen: (phase, key, higher is better)
 HEAD_CONF = {"cls": "encoder_conf", "doa": "model_conf", "seld": "model_conf"}
 CRITERION = {"cls": ("valid", "acc", True), "doa": ("valid", "loss", False)}
+# GRAM with the weights of a pretraining epoch (run.sh --pretrain_snapshots): gram_ep<N>
+SNAPSHOT_MODEL = re.compile(r"gram_ep(\d+)")
 # the entry point of each step (a module of espnet2_gram.bin with main(argv))
 STEPS = {name: f"espnet2_gram.bin.{name}" for name in (
     "cls_train", "doa_train", "seld_train", "cls_inference", "doa_inference", "seld_inference",
@@ -240,6 +244,16 @@ def train_argv(run: Run, out_dir: Path = None) -> List[str]:
     return argv + list(run.train_args)
 
 
+def encoder_steps(run: Run) -> Optional[int]:
+    """The pretraining steps of a run's encoder (the report's curve): 0 for the random init,
+    the packed model's record for GRAM and its snapshots, None for the other models."""
+    if run.model == "gram_random":
+        return 0
+    if (run.model == "gram" or SNAPSHOT_MODEL.fullmatch(run.model)) and run.packed_model:
+        return pretrain_steps(run.packed_model)
+    return None
+
+
 def decode_argvs(run: Run) -> tuple:
     """(inference options, scoring options)."""
     exp, out = Path(run.exp_dir), run.decode_dir
@@ -251,6 +265,9 @@ def decode_argvs(run: Run) -> tuple:
               "--dataset", run.dataset, "--seed", str(run.seed)]
     if run.fold is not None:
         report += ["--fold", str(run.fold)]
+    steps = encoder_steps(run)
+    if steps is not None:
+        report += ["--pretrain_steps", str(steps)]
     if run.task == "cls":
         infer = ["--ngpu", str(min(run.ngpu, 1)), "--batch_size", "1",
                  "--classification_train_config", str(exp / "config.yaml"),
@@ -401,7 +418,9 @@ def get_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("one run")
     g.add_argument("--task", choices=sorted(TASK_MODES))
     g.add_argument("--mode", default="probe", help="probe | finetune | supervised")
-    g.add_argument("--model", default="gram", help="gram | gram_random | logmel | seldnet")
+    g.add_argument("--model", default="gram",
+                   help="gram | gram_ep<N> (the weights of pretraining epoch N) | gram_random |"
+                        " logmel | seldnet")
     g.add_argument("--format", help="binaural | foa | mono")
     g.add_argument("--dataset", help="name in the report")
     g.add_argument("--fold", type=int, default=None, help="cross-validation fold")
@@ -412,7 +431,8 @@ def get_parser() -> argparse.ArgumentParser:
         g.add_argument(f"--{split}_dir")
     g.add_argument("--task_config", help="YAML of the trainer")
     g.add_argument("--exp_dir")
-    g.add_argument("--packed_model", help="finetune: the packed GRAM model")
+    g.add_argument("--packed_model", help="the packed GRAM model (finetune: required; its"
+                                          " weights.yaml gives the pretraining steps)")
     g.add_argument("--multilabel", type=str2bool, default=False, help="cls: multi-label")
     g.add_argument("--num_classes", type=int, default=None, help="seld")
     g.add_argument("--chunk_dir", help="seld: make_seld_data dir of the test set")

@@ -1,5 +1,6 @@
 """Packed GRAM models: a directory in the Hugging Face style (``config.yaml``, ``model.pth``,
-``README.md`` model card, optional ``feats_stats.npz``) and the same files as an ESPnet packed
+``README.md`` model card, ``weights.yaml`` saying which epoch the weights come from, optional
+``feats_stats.npz``) and the same files as an ESPnet packed
 archive (``.zip`` with ``meta.yaml``: ``model_file`` and ``train_config``, as ``espnet2.bin.pack``
 writes them). ``load_gram`` reads either, or a training directory, with a strict key check.
 
@@ -29,6 +30,7 @@ WEIGHTS = "model.pth"
 CARD = "README.md"
 STATS = "feats_stats.npz"
 META = "meta.yaml"
+WEIGHTS_RECORD = "weights.yaml"
 CHECKPOINT_PREFERENCE = ("valid.loss.best.pth", "valid.loss.ave.pth", "latest.pth")
 
 
@@ -52,7 +54,37 @@ def _model_file_of(exp_dir: Path) -> Path:
                             " or <N>epoch.pth)")
 
 
-def _model_card(config: dict, model, source: Path, extra: str) -> str:
+def weights_record(model_file: Path, config: dict) -> dict:
+    """Which weights a pack holds: the checkpoint file (links followed), its epoch and its
+    optimiser steps where the name (``<N>epoch.pth``) and the config tell them, else null."""
+    name = Path(model_file).resolve().name
+    match = re.fullmatch(r"(\d+)epoch\.pth", name)
+    epoch = int(match.group(1)) if match else None
+    iters = config.get("num_iters_per_epoch")
+    steps = epoch * iters // int(config.get("accum_grad") or 1) if epoch is not None and iters \
+        else None
+    return {"weights": name, "epoch": epoch, "max_epoch": config.get("max_epoch"),
+            "steps": steps}
+
+
+def pretrain_steps(packed_dir) -> Optional[int]:
+    """The pretraining steps of a packed model's weights (``weights.yaml``), None if unknown."""
+    path = Path(packed_dir) / WEIGHTS_RECORD
+    if not path.is_file():
+        return None
+    record = yaml.safe_load(path.read_text())
+    steps = record.get("steps") if isinstance(record, dict) else None
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                              or steps < 0):
+        raise PackedModelError(f"{path}: steps = {steps!r}; expected an integer >= 0 or null")
+    return steps
+
+
+def _known(value) -> str:
+    return "?" if value is None else str(value)
+
+
+def _model_card(config: dict, model, source: Path, extra: str, record: dict) -> str:
     frontend = config.get("frontend", "?")
     enc = config.get("encoder_conf", {})
     params = sum(p.numel() for p in model.encoder.parameters())
@@ -69,7 +101,9 @@ def _model_card(config: dict, model, source: Path, extra: str) -> str:
         f" hop {model.frontend.hop_length} samples |\n"
         f"| encoder | ViT {enc.get('depth')} x {enc.get('dim')}, {enc.get('heads')} heads,"
         f" patches {enc.get('patch_size')}, {params / 1e6:.2f} M parameters |\n"
-        f"| trained from | `{source}` |\n\n"
+        f"| trained from | `{source}` |\n"
+        f"| weights | `{record['weights']}`: epoch {_known(record['epoch'])} of"
+        f" {_known(record['max_epoch'])}, {_known(record['steps'])} optimiser steps |\n\n"
         "## Use\n\n```python\nimport soundfile as sf\nimport torch\n\n"
         "from espnet2_gram.packing import load_gram\n\n"
         "model = load_gram('this/directory')  # ESPnetGRAMModel\n"
@@ -110,7 +144,9 @@ def pack_gram(exp_dir, out_dir, model_file=None, stats_file=None, card_extra: st
             (tmp / WEIGHTS).write_bytes(weights.getbuffer())
             if stats_file:
                 shutil.copyfile(stats_file, tmp / STATS)
-            (tmp / CARD).write_text(_model_card(config, model, exp_dir, card_extra))
+            record = weights_record(model_file, config)
+            (tmp / WEIGHTS_RECORD).write_text(yaml.safe_dump(record, sort_keys=False))
+            (tmp / CARD).write_text(_model_card(config, model, exp_dir, card_extra, record))
         tmp.chmod(0o755)
         out_dir.with_suffix(".zip").unlink(missing_ok=True)  # never beside a newer directory
         if out_dir.exists():
@@ -129,7 +165,8 @@ def write_espnet_archive(packed_dir: Path) -> Path:
     from espnet2.main_funcs.pack_funcs import pack
 
     packed_dir = Path(packed_dir)
-    options = [packed_dir / n for n in (CARD, STATS) if (packed_dir / n).exists()]
+    options = [packed_dir / n for n in (CARD, STATS, WEIGHTS_RECORD)
+               if (packed_dir / n).exists()]
     outpath = packed_dir.with_suffix(".zip")
     tmp = outpath.with_name(f".{outpath.name}.tmp.zip")
     try:

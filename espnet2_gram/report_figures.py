@@ -1,4 +1,5 @@
-"""Figures of the downstream report: DoA error box plots and confusion matrices (PNG, Agg)."""
+"""Figures of the downstream report: DoA error box plots, confusion matrices and results against
+pretraining steps (PNG, Agg)."""
 
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -169,5 +170,28 @@ def plot_cls_confusion(counts, labels: Sequence[str], path: Path, title: str) ->
     ax.set_ylabel("reference")
     ax.set_title(f"{title} (row-normalised)")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_against_steps(series: Sequence[Tuple[str, Sequence[Tuple[int, np.ndarray]]]],
+                       path: Path, title: str, ylabel: str) -> None:
+    """One line per series through (steps, mean over seeds), with the standard deviation
+    (ddof=1, where several seeds) as error bars and each seed as a dot."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for label, points in series:
+        steps = np.array([x for x, _ in points], dtype=float)
+        means = np.array([v.mean() for _, v in points])
+        stds = np.array([v.std(ddof=1) if v.size > 1 else 0.0 for _, v in points])
+        line = ax.errorbar(steps, means, yerr=stds, marker="o", capsize=3, label=label)
+        for x, values in points:
+            ax.scatter(np.full(values.size, float(x)), values, s=8, alpha=0.4,
+                       color=line[0].get_color())
+    ax.set_xlabel("pretraining steps (0: random init)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)

@@ -64,7 +64,8 @@ YAML_BLOCKS = {
     ("README.md", "# ASR (or any task sharing its frontends)"):
         {"exp/packed/gram_binaural": "{tiny16}"},
 }
-RECIPE_SCRIPTS = {"./run.sh": ["conf/demo/recipe.sh", "conf/paper/recipe.sh"],
+RECIPE_SCRIPTS = {"./run.sh": ["conf/demo/recipe.sh", "conf/mini/recipe.sh",
+                              "conf/paper/recipe.sh"],
                   "egs2/gram/asr_demo/run.sh": [],
                   "./test.sh": []}
 # Recipe options whose value holds options of an entry point.

@@ -416,6 +416,17 @@ def test_extract_embeddings_missing_model(world, tmp_path, capsys):
     assert not (tmp_path / "emb").exists()
 
 
+def test_extract_embeddings_out_name_needs_one_extractor_and_a_folder_name(world, tmp_path,
+                                                                          capsys):
+    for extra, got in ((["--extractor", "logmel"], "got 2"), ([], "got 1")):
+        name = "gram_ep4" if extra else "../up"
+        expect_error(extract_embeddings.main, [
+            "--extractor", "gram", *extra, "--out_name", name, "--model_path", world["packed"],
+            "--data_dir", world["data"], "--out_root", tmp_path / "emb"], capsys,
+            f"--out_name '{name}'", got, code=2)
+    assert not (tmp_path / "emb").exists()
+
+
 def test_extract_embeddings_full_disk_leaves_nothing_partial(world, tmp_path, capsys,
                                                             monkeypatch):
     out = tmp_path / "emb" / "logmel" / "data"

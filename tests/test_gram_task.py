@@ -103,10 +103,11 @@ def test_print_config_reads_back_as_config(tmp_path, data):
         assert again[key] == loaded[key]
 
 
-def test_killed_run_resumes_from_its_checkpoint(tmp_path, data):
+def test_killed_run_resumes_from_its_checkpoint_and_keeps_the_chosen_epochs(tmp_path, data):
     config = write_config(tmp_path / "tiny.yaml", max_epoch=4, num_iters_per_epoch=30)
     out = tmp_path / "exp"
-    cmd = train_cmd(config, out, data["train"], data["valid"], "--resume", "true")
+    cmd = train_cmd(config, out, data["train"], data["valid"], "--resume", "true",
+                    "--keep_epochs", "1", "3")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -118,6 +119,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, data):
         proc.wait()
     done_before = {p.name for p in out.glob("*epoch.pth")}
     assert "1epoch.pth" in done_before and "4epoch.pth" not in done_before
+    epoch1 = torch.load(out / "1epoch.pth", map_location="cpu")
     resumed = run(cmd)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed" in resumed.stderr
@@ -125,6 +127,15 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, data):
     assert "4epoch results" in resumed.stderr
     state = torch.load(out / "checkpoint.pth", map_location="cpu", weights_only=False)
     assert state["reporter"]["epoch"] == 4
+    # --keep_epochs: the weights of epochs 1 and 3 stay, whatever ESPnet's n-best keeps.
+    snapshots = out / "snapshots"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["1epoch.pth", "3epoch.pth"]
+    kept1 = torch.load(snapshots / "1epoch.pth", map_location="cpu")
+    kept3 = torch.load(snapshots / "3epoch.pth", map_location="cpu")
+    assert kept1.keys() == epoch1.keys() == kept3.keys()
+    assert all(torch.equal(kept1[k], epoch1[k]) for k in epoch1)
+    assert not all(torch.equal(kept3[k], epoch1[k]) for k in epoch1)
+    assert torch.load(out / "4epoch.pth", map_location="cpu").keys() == epoch1.keys()
 
 
 def test_two_cpu_processes_train_a_step_in_ddp(tmp_path, data):
@@ -176,6 +187,10 @@ def test_bad_input_gets_clear_errors(tmp_path, data):
     proc = run(train_cmd(write_config(tmp_path / "tiny.yaml"), tmp_path / "e", empty,
                          data["valid"]))
     assert proc.returncode != 0 and "0 lines found" in proc.stderr and "empty.scp" in proc.stderr
+    proc = run(train_cmd(write_config(tmp_path / "tiny.yaml"), tmp_path / "k", data["train"],
+                         data["valid"], "--keep_epochs", "0"))
+    assert proc.returncode != 0 and "--keep_epochs" in proc.stderr
+    assert "expected an epoch >= 1, got 0" in proc.stderr
 
 
 def test_nan_loss_stops_training_and_keeps_the_last_checkpoint(tmp_path, data):

@@ -1,6 +1,7 @@
 """Direction-rich localisation sets: several renders per clip, one pack (room, direction) per
-render, and the demo preset's own sets checked for direction count and spread."""
+render, and the demo and mini presets' own sets checked for direction count and spread."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -36,17 +37,20 @@ def loc_bank_seed(name: str, seed: int = 0) -> int:
     return int(out.stdout)
 
 
-def demo_directions():
-    """{set: (N, 3) azimuth, elevation, distance; room sizes} of the demo's localisation sets,
+def preset_directions(preset: str):
+    """{set: (N, 3) azimuth, elevation, distance; room sizes} of a preset's localisation sets,
     from the geometry of the packs stage 4 assigns (no rendering needed)."""
-    v = recipe_vars("demo", "loc_sets", "loc_rir_config", "doa_tasks")
+    v = recipe_vars(preset, "loc_sets", "loc_rir_config", "doa_tasks", "corpus_opts")
     sampling = RoomSampling(**yaml.safe_load((ROOT / v["loc_rir_config"]).read_text())["sampling"])
+    clips = dict(DEFAULT_CLIPS_PER_CLASS)
+    given = re.search(r"--clips_per_class (\S+)", v["corpus_opts"])
+    if given:
+        clips.update({k: int(n) for k, n in (kv.split("=") for kv in given.group(1).split(","))})
     out = {}
     for spec in v["loc_sets"].split():
         name, renders = spec.split(":")
         split = name.split("_", 1)[1]
-        utts = [f"{name}_{e}_{i:03d}" for e in EVENTS
-                for i in range(DEFAULT_CLIPS_PER_CLASS[split])]
+        utts = [f"{name}_{e}_{i:03d}" for e in EVENTS for i in range(clips[split])]
         ids = render_ids(utts, int(renders))
         seed = loc_bank_seed(name)
         packs = assign_packs(ids, len(ids), seed, "distinct")
@@ -57,12 +61,14 @@ def demo_directions():
     return v, out
 
 
-def test_demo_localisation_sets_have_many_directions_spread_over_the_sphere():
-    v, sets = demo_directions()
+@pytest.mark.parametrize("preset, train, test", [("demo", 500, 150), ("mini", 2000, 250)])
+def test_preset_localisation_sets_have_many_directions_spread_over_the_sphere(preset, train,
+                                                                             test):
+    v, sets = preset_directions(preset)
     assert v["doa_tasks"].split(":")[1:] == ["demo_train_loc", "demo_valid_loc", "demo_test_loc"]
     dirs = {name: d for name, (d, _) in sets.items()}
-    assert len(np.unique(np.round(dirs["demo_train"][:, :2], 3), axis=0)) >= 500
-    assert len(np.unique(np.round(dirs["demo_test"][:, :2], 3), axis=0)) >= 150
+    assert len(np.unique(np.round(dirs["demo_train"][:, :2], 3), axis=0)) >= train
+    assert len(np.unique(np.round(dirs["demo_test"][:, :2], 3), axis=0)) >= test
     for name, d in dirs.items():
         az, el = d[:, 0], d[:, 1]
         octants = np.histogram(az, bins=8, range=(-180, 180))[0] / len(az)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from espnet2_gram.corpora.demo import EVENTS
 from espnet2_gram.simulation.dcase import read_dcase_csv
@@ -87,7 +88,8 @@ def test_bad_options_are_reported(recipe_root):
 
 def test_stages_5_to_7_pretrain_and_pack_one_model_per_format(recipe_root):
     out = run_recipe(recipe_root, "--stage", "5", "--stop_stage", "7", *SMALL, "--gram_args",
-                     "--max_epoch 1 --num_iters_per_epoch 2 --num_workers 1")
+                     "--max_epoch 1 --num_iters_per_epoch 2 --num_workers 1",
+                     "--pretrain_snapshots", "1")
     for fmt in ("binaural", "foa"):
         stats = recipe_root / "exp" / f"gram_stats_{fmt}"
         assert (stats / "train" / "feats_stats.npz").exists()
@@ -99,12 +101,18 @@ def test_stages_5_to_7_pretrain_and_pack_one_model_per_format(recipe_root):
         packed = recipe_root / "exp" / "packed" / f"gram_{fmt}"
         assert (packed / "model.pth").exists() and (packed / "README.md").exists()
         assert packed.with_suffix(".zip").exists()
+        # --pretrain_snapshots 1: epoch 1 kept and packed beside the final model.
+        snapshot = recipe_root / "exp" / "packed" / f"gram_{fmt}_ep1"
+        assert (exp / "snapshots" / "1epoch.pth").exists()
+        assert yaml.safe_load((snapshot / "weights.yaml").read_text()) == {
+            "weights": "1epoch.pth", "epoch": 1, "max_epoch": 1, "steps": 2}
     assert "Stage 7" in out
 
 
 DOWNSTREAM = ["--formats", "foa", "--cls_tasks", "demo:demo_train:demo_test:demo_test",
               "--doa_tasks", "demo:demo_valid_loc:demo_valid_loc:demo_valid_loc",
-              "--downstream_seeds", "0", "--downstream_args", "--max_epoch 2"]
+              "--downstream_seeds", "0", "--pretrain_snapshots", "1",
+              "--downstream_args", "--max_epoch 2"]
 
 
 def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
@@ -113,20 +121,23 @@ def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
     runs = (("cls", "demo", "demo_test_foa"), ("doa", "demo", "demo_valid_loc_foa"),
             ("seld", "sim", "seld_test_foa"))
     for task, dataset, test_set in runs:
-        models = [("gram", "probe"), ("gram_random", "probe"), ("logmel", "probe")]
+        models = [("gram", "probe", 2), ("gram_ep1", "probe", 2), ("gram_random", "probe", 0),
+                  ("logmel", "probe", None)]
         if task != "cls":
-            models.append(("seldnet", "supervised"))
-        for model, mode in models:
+            models.append(("seldnet", "supervised", None))
+        for model, mode, steps in models:
             scores = json.loads((ds / f"{task}_{dataset}_foa_{model}_{mode}_seed0"
                                  / f"decode_{test_set}" / "scores.json").read_text())
             assert scores["task"] == task and scores["model"] == model
-            assert scores["seed"] == 0
+            assert scores["seed"] == 0 and scores.get("pretrain_steps") == steps
     results = (ds / "RESULTS.md").read_text()
     for heading in ("## Classification: demo", "## DoA: demo", "## SELD: sim"):
         assert heading in results
     for label in ("GRAM (pretrained)", "GRAM (random init)", "log-mel"):
         assert results.count(label) >= 3
     assert (ds / "images" / "doa_error_boxplot_demo.png").exists()
+    assert "### DoA median error against pretraining steps: demo" in results
+    assert (ds / "images" / "pretraining_seld_sim.png").exists()
     # Each clip was embedded once per model; a rerun reuses embeddings and finished runs.
     ark = recipe_root / "dump" / "emb" / "foa" / "gram" / "demo_test_foa" / "feats.ark"
     stamp = ark.stat().st_mtime_ns

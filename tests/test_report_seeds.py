@@ -177,3 +177,47 @@ def test_doa_seeds_from_score_doa_pooled_box_and_lowest_seed_figures(tmp_path, m
                       "curve_doa_demo_binaural_seldnet_supervised_seed3.png"}
     assert "<summary>Azimuth and elevation confusion matrices, lowest seed of each row (2)" in text
     assert "<summary>Training curves, lowest seed of each row (1)" in text
+
+
+def test_snapshots_give_a_curve_against_pretraining_steps(tmp_path, monkeypatch):
+    # foa GRAM at 0 (random init), 100 (epoch 4), 300 (epoch 12) and 1000 steps (final);
+    # log-mel (no steps) stays out of the curve.
+    plotted = {}
+    monkeypatch.setattr(report_figures, "plot_against_steps",
+                        lambda series, path, *a: plotted.update({path.name: series}))
+    points = {"gram_random": (0, (.50, .54)), "gram_ep12": (300, (.70, .74)),
+              "gram_ep4": (100, (.60, .62)), "gram": (1000, (.80, .86))}
+    for model, (steps, accs) in points.items():
+        for seed, acc in enumerate(accs):
+            name = f"cls_esc50_foa_{model}_probe_seed{seed}"
+            write_scores(tmp_path, name, "esc50", task="cls", format="foa", model=model,
+                         mode="probe", metrics={"accuracy": acc, "mAP": None}, seed=seed,
+                         pretrain_steps=steps)
+    for seed in (0, 1):
+        cls_scores(tmp_path, "logmel", "foa", seed, 0.4)
+    text = report(tmp_path)
+    assert [r[1] for r in read_table(text, "Classification: esc50")[1:]] == [
+        "GRAM (pretrained)", "GRAM (epoch 4)", "GRAM (epoch 12)", "GRAM (random init)",
+        "log-mel"]
+    curve = read_table(text, "Classification accuracy against pretraining steps: esc50")
+    assert curve == [["format", "mode", "model", "steps", "seeds", "Acc (%)"],
+                     ["foa", "probe", "GRAM (random init)", "0", "2", "52.0 ± 2.8"],
+                     ["foa", "probe", "GRAM (epoch 4)", "100", "2", "61.0 ± 1.4"],
+                     ["foa", "probe", "GRAM (epoch 12)", "300", "2", "72.0 ± 2.8"],
+                     ["foa", "probe", "GRAM (pretrained)", "1000", "2", "83.0 ± 4.2"]]
+    ((label, series),) = plotted["pretraining_cls_esc50.png"]
+    assert label == "foa, probe" and [x for x, _ in series] == [0, 100, 300, 1000]
+    assert series[-1][1] == pytest.approx([80.0, 86.0])
+    # A row whose seeds disagree on the steps is an error naming the files.
+    write_scores(tmp_path, "cls_esc50_foa_gram_probe_seed2", "esc50", task="cls",
+                 format="foa", model="gram", mode="probe",
+                 metrics={"accuracy": 0.9, "mAP": None}, seed=2, pretrain_steps=900)
+    with pytest.raises(ValueError, match="different 'pretrain_steps'"):
+        downstream_report.write_report(tmp_path)
+
+
+def test_report_without_snapshots_has_no_curve(tmp_path):
+    for seed in (0, 1):
+        cls_scores(tmp_path, "gram", "foa", seed, 0.8)
+        cls_scores(tmp_path, "gram_random", "foa", seed, 0.7)
+    assert "against pretraining steps" not in report(tmp_path)

@@ -12,7 +12,8 @@ import soundfile as sf
 import torch
 import yaml
 
-from espnet2_gram.packing import PackedModelError, load_gram
+from espnet2_gram.downstream_runs import Run, encoder_steps
+from espnet2_gram.packing import PackedModelError, load_gram, pack_gram, pretrain_steps
 
 FS = 8000
 
@@ -151,3 +152,29 @@ def test_pack_round_trip_and_strict_keys(tmp_path, packed):
         load_gram(broken)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_gram(tmp_path / "nowhere")
+
+
+def test_pack_records_the_epoch_and_steps_of_its_weights(tmp_path, packed):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    config = yaml.safe_load((packed / "config.yaml").read_text())
+    config.update(max_epoch=40, num_iters_per_epoch=25, accum_grad=2)
+    (exp / "config.yaml").write_text(yaml.safe_dump(config))
+    (exp / "7epoch.pth").write_bytes((packed / "model.pth").read_bytes())
+    (exp / "valid.loss.best.pth").symlink_to("7epoch.pth")
+    out = pack_gram(exp, tmp_path / "gram_tiny")
+    assert yaml.safe_load((out / "weights.yaml").read_text()) == {
+        "weights": "7epoch.pth", "epoch": 7, "max_epoch": 40, "steps": 87}  # 7 * 25 // 2
+    assert "`7epoch.pth`: epoch 7 of 40, 87 optimiser steps" in (out / "README.md").read_text()
+    assert pretrain_steps(out) == 87
+    # A checkpoint that is not <N>epoch.pth (the fixture's) has unknown steps.
+    assert yaml.safe_load((packed / "weights.yaml").read_text())["steps"] is None
+    assert pretrain_steps(packed) is None and pretrain_steps(tmp_path) is None
+    # The downstream runs record them: 0 for the random init, none for log-mel.
+    run = dict(task="cls", format="binaural", dataset="d", train_dir="t", valid_dir="v",
+               test_dir="e", task_config="c", exp_dir="x", packed_model=str(out))
+    assert [encoder_steps(Run(model=m, **run))
+            for m in ("gram", "gram_ep7", "gram_random", "logmel")] == [87, 87, 0, None]
+    (out / "weights.yaml").write_text("steps: -3\n")
+    with pytest.raises(PackedModelError, match="weights.yaml: steps = -3; expected an integer"):
+        pretrain_steps(out)

@@ -22,8 +22,8 @@ pretrain_snapshots="4 12"   # epochs of 40: 10% and 30% of the pretraining steps
 dcase_config=conf/mini/dcase.yaml
 seld_train_source=demo_train
 seld_test_source=demo_test
-num_seld_train=96
-num_seld_test=24
+num_seld_train=192
+num_seld_test=48
 downstream_train_sets="demo_train"
 cls_tasks="demo:demo_train:demo_valid:demo_test"
 # Localisation: 2048 training, 128 validation and 256 test directions per format.

@@ -5,13 +5,15 @@
         --data_dir dump/raw/demo_train_foa --data_dir dump/raw/demo_test_foa
 
 writes ``<out_root>/<extractor>/<name of each data dir>/feats.scp`` (see
-``espnet2_gram.embeddings``).
+``espnet2_gram.embeddings``); ``--out_name gram_ep4`` writes one extractor's under that name
+instead (the weights of a pretraining snapshot beside the final model's).
 Extractors: gram (pretrained), gram_random (same architecture, untrained), logmel (the model's
 spatial log-mel features pooled to the same frames).
 """
 
 import argparse
 import contextlib
+import re
 import sys
 from pathlib import Path
 
@@ -33,6 +35,8 @@ def main(argv=None) -> None:
                    help="packed GRAM model (its frontend settings serve logmel too)")
     p.add_argument("--data_dir", action="append", required=True, help="repeatable")
     p.add_argument("--out_root", required=True)
+    p.add_argument("--out_name", default=None,
+                   help="folder under --out_root instead of the extractor's name (one extractor)")
     p.add_argument("--layer", type=int, default=None, help="encoder layer (default: last)")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="weights of gram_random")
@@ -40,6 +44,10 @@ def main(argv=None) -> None:
                    help="logmel: append FOA's intensity-vector channels")
     p.add_argument("--num_threads", type=int, default=1)
     args = p.parse_args(argv)
+    if args.out_name is not None and (len(args.extractor) != 1
+                                      or not re.fullmatch(r"[A-Za-z0-9_.-]+", args.out_name)):
+        p.error(f"--out_name {args.out_name!r}: expected a folder name ([A-Za-z0-9_.-]) and"
+                f" exactly one --extractor, got {len(args.extractor)}")
     setup_logging()
     torch.set_num_threads(args.num_threads)
     if not Path(args.model_path).exists():
@@ -48,7 +56,8 @@ def main(argv=None) -> None:
         extractor = FrameExtractor(kind, args.model_path, args.layer, args.seed,
                                    args.logmel_intensity)
         for data_dir in args.data_dir:
-            extract_data_dir(data_dir, Path(args.out_root) / kind / Path(data_dir).name,
+            extract_data_dir(data_dir, Path(args.out_root) / (args.out_name or kind)
+                             / Path(data_dir).name,
                              extractor, args.model_path, args.layer, args.batch_size)
 
 

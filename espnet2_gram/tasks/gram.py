@@ -14,7 +14,6 @@ import numpy as np
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.torch_utils.initialize import initialize
 from espnet2.train.class_choices import ClassChoices
-from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool
 
@@ -27,6 +26,7 @@ from ..gram.masking import FrequencyMasking, InverseBlockMasking, RandomMasking,
 from ..gram.scene_preprocessor import SceneSimulator
 from ..utils.datacheck import AUDIO_POLICIES
 from .common import PaddedBatches, add_init_argument
+from .epoch_snapshots import SnapshotTrainer
 
 
 frontend_choices = ClassChoices(
@@ -68,7 +68,7 @@ class GRAMTask(PaddedBatches, AbsTask):
     num_optimizers: int = 1
     class_choices_list = [frontend_choices, encoder_choices, decoder_choices, masking_choices,
                           model_choices]
-    trainer = Trainer
+    trainer = SnapshotTrainer  # ESPnet's, with --keep_epochs
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser):

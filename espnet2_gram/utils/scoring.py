@@ -14,7 +14,8 @@ SCORES_FILE = "scores.json"
 
 
 def add_run_options(parser: argparse.ArgumentParser, format_required: bool = False) -> None:
-    """The run description recorded in ``scores.json``: model, mode, dataset, format, seed, fold."""
+    """The run description recorded in ``scores.json``: model, mode, dataset, format, seed, fold
+    and the pretraining steps of the model's weights."""
     group = parser.add_argument_group("run description (recorded in scores.json)")
     group.add_argument("--model", help="model name")
     group.add_argument("--mode", choices=MODES, help="how the model was trained for the task")
@@ -25,13 +26,16 @@ def add_run_options(parser: argparse.ArgumentParser, format_required: bool = Fal
                        help="training seed (the report: mean ± std over seeds)")
     group.add_argument("--fold", type=int, default=None,
                        help="cross-validation fold (folds are averaged in the report)")
+    group.add_argument("--pretrain_steps", type=int, default=None,
+                       help="pretraining steps of the encoder's weights, 0 for a random init"
+                            " (the report's curve of results against pretraining)")
 
 
 def run_info(args: argparse.Namespace, task: str) -> dict:
     """The leading ``scores.json`` fields of a run."""
     info = {"task": task, "dataset": args.dataset, "format": args.format,
             "model": args.model, "mode": args.mode}
-    for key in ("seed", "fold"):
+    for key in ("seed", "fold", "pretrain_steps"):
         if getattr(args, key, None) is not None:
             info[key] = getattr(args, key)
     return info

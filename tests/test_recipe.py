@@ -107,6 +107,14 @@ def test_stages_5_to_7_pretrain_and_pack_one_model_per_format(recipe_root):
         assert yaml.safe_load((snapshot / "weights.yaml").read_text()) == {
             "weights": "1epoch.pth", "epoch": 1, "max_epoch": 1, "steps": 2}
     assert "Stage 7" in out
+    # A snapshot that pretraining never reached is an error naming the option and the file.
+    env = {**os.environ, "GRAM_SKIP_ENSURE_ENV": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["./run.sh", "--stage", "7", "--stop_stage", "7", *SMALL,
+                           "--formats", "foa", "--pretrain_snapshots", "1 3"], cwd=recipe_root,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "--pretrain_snapshots 3: no exp/gram_foa/snapshots/3epoch.pth" in proc.stderr
 
 
 DOWNSTREAM = ["--formats", "foa", "--cls_tasks", "demo:demo_train:demo_test:demo_test",

@@ -4,20 +4,18 @@ The model (``--classification_model_file``) is loaded weights-only, and the data
 checked first (they exist and no scp entry runs a command).
 """
 
-import contextlib
 import sys
 
 import espnet2_gram  # noqa: F401  (registers gram in ESPnet's tasks)
 
-with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
-    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-from espnet2.bin import cls_inference  # noqa: E402
-from espnet2.bin.cls_inference import get_parser  # noqa: E402,F401
+from espnet2.bin import cls_inference
+from espnet2.bin.cls_inference import get_parser  # noqa: F401
 
-from espnet2_gram.utils.cli import run  # noqa: E402
-from espnet2_gram.utils.datacheck import check_data_files  # noqa: E402
-from espnet2_gram.utils.safe_load import guard_espnet_loading  # noqa: E402
+from espnet2_gram.utils.cli import run
+from espnet2_gram.utils.datacheck import check_data_files
+from espnet2_gram.utils.safe_load import guard_espnet_loading
 
 
 def main(cmd=None) -> None:

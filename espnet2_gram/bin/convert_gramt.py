@@ -10,14 +10,12 @@ channels; alias ``foa``), ``mono``.  The key map and the conventions are in
 """
 
 import argparse
-import contextlib
 import sys
 
-with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
-    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-from espnet2_gram.convert import FORMATS, convert_checkpoint, failed_checks  # noqa: E402
-from espnet2_gram.utils.cli import run  # noqa: E402
+from espnet2_gram.convert import FORMATS, convert_checkpoint, failed_checks
+from espnet2_gram.utils.cli import run
 
 
 def get_parser() -> argparse.ArgumentParser:

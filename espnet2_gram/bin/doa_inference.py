@@ -9,23 +9,20 @@ first, so a failed run leaves none behind.
 """
 
 import argparse
-import contextlib
 import logging
-import sys
 import time
 from pathlib import Path
 
-with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
-    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-import torch  # noqa: E402
+import torch
 
-from espnet2_gram.localization.inference import (add_inference_arguments, batches,  # noqa: E402
+from espnet2_gram.localization.inference import (add_inference_arguments, batches,
                                                  check_inference_data, load_trained)
-from espnet2_gram.simulation.geometry import cart_to_sph  # noqa: E402
-from espnet2_gram.tasks.doa import DOATask  # noqa: E402
-from espnet2_gram.utils.cli import naming, run, setup_logging  # noqa: E402
-from espnet2_gram.utils.fileio import write_kv  # noqa: E402
+from espnet2_gram.simulation.geometry import cart_to_sph
+from espnet2_gram.tasks.doa import DOATask
+from espnet2_gram.utils.cli import naming, run, setup_logging
+from espnet2_gram.utils.fileio import write_kv
 
 
 def main(argv=None) -> None:

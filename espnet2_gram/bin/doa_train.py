@@ -10,17 +10,15 @@ a command, and every ``utt2doa`` line is in range (azimuth in [-180, 180], eleva
 [-90, 90]). Checkpoints (``--init_param``, ``--resume``) are loaded weights-only.
 """
 
-import contextlib
 import sys
 
-with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
-    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-from espnet2_gram.localization.doa_metrics import read_utt2doa  # noqa: E402
-from espnet2_gram.tasks.doa import DOATask  # noqa: E402
-from espnet2_gram.utils.cli import run  # noqa: E402
-from espnet2_gram.utils.datacheck import check_task_data  # noqa: E402
-from espnet2_gram.utils.safe_load import guard_espnet_loading  # noqa: E402
+from espnet2_gram.localization.doa_metrics import read_utt2doa
+from espnet2_gram.tasks.doa import DOATask
+from espnet2_gram.utils.cli import run
+from espnet2_gram.utils.datacheck import check_task_data
+from espnet2_gram.utils.safe_load import guard_espnet_loading
 
 
 def get_parser():

@@ -12,18 +12,15 @@ spatial log-mel features pooled to the same frames).
 """
 
 import argparse
-import contextlib
 import re
-import sys
 from pathlib import Path
 
-with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
-    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-import torch  # noqa: E402
+import torch
 
-from espnet2_gram.embeddings import EXTRACTORS, FrameExtractor, extract_data_dir  # noqa: E402
-from espnet2_gram.utils.cli import run, setup_logging, str2bool  # noqa: E402
+from espnet2_gram.embeddings import EXTRACTORS, FrameExtractor, extract_data_dir
+from espnet2_gram.utils.cli import run, setup_logging, str2bool
 
 
 def main(argv=None) -> None:

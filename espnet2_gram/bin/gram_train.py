@@ -10,25 +10,21 @@ command are refused (:mod:`espnet2_gram.utils.scp`).
 """
 
 import argparse
-import contextlib
 import functools
 import sys
 from pathlib import Path
 
 import torch
 
-# ESPnet prints a notice about Flash Attention to stdout when this module is first imported;
-# send it to stderr so that `--print_config > config.yaml` gives a config that reads back.
-with contextlib.redirect_stdout(sys.stderr):
-    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-from espnet2_gram.tasks.gram import GRAMTask  # noqa: E402
-from espnet2_gram.utils.cli import run  # noqa: E402
-from espnet2_gram.utils.datacheck import (apply_audio_policy, check_audio,  # noqa: E402
+from espnet2_gram.tasks.gram import GRAMTask
+from espnet2_gram.utils.cli import run
+from espnet2_gram.utils.datacheck import (apply_audio_policy, check_audio,
                                           check_triplets)
-from espnet2_gram.utils.fileio import read_kv  # noqa: E402
-from espnet2_gram.utils.safe_load import guard_espnet_loading  # noqa: E402
-from espnet2_gram.utils.scp import check_scp  # noqa: E402
+from espnet2_gram.utils.fileio import read_kv
+from espnet2_gram.utils.safe_load import guard_espnet_loading
+from espnet2_gram.utils.scp import check_scp
 
 
 def get_parser():

@@ -4,14 +4,10 @@
         --stats_file exp/gram_stats_binaural/train/feats_stats.npz --out_dir exp/packed/gram_binaural
 """
 
-import contextlib
-import sys
+import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
-    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
-
-from espnet2_gram.packing import main  # noqa: E402
-from espnet2_gram.utils.cli import run  # noqa: E402
+from espnet2_gram.packing import main
+from espnet2_gram.utils.cli import run
 
 if __name__ == "__main__":
     run(main)

@@ -17,29 +17,26 @@ earlier ``pred`` is removed first, so a failed run leaves none behind.
 """
 
 import argparse
-import contextlib
 import logging
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
-    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from espnet2_gram.localization.accdoa import decode_multi_accdoa, decode_single_accdoa  # noqa: E402
-from espnet2_gram.localization.inference import (add_inference_arguments, batches,  # noqa: E402
+from espnet2_gram.localization.accdoa import decode_multi_accdoa, decode_single_accdoa
+from espnet2_gram.localization.inference import (add_inference_arguments, batches,
                                                  check_inference_data, load_trained)
-from espnet2_gram.localization.seld_data import read_recordings  # noqa: E402
-from espnet2_gram.simulation.dcase import write_dcase_csv  # noqa: E402
-from espnet2_gram.simulation.geometry import cart_to_sph  # noqa: E402
-from espnet2_gram.tasks.seld import SELDTask  # noqa: E402
-from espnet2_gram.utils.cli import naming, run, setup_logging  # noqa: E402
-from espnet2_gram.utils.datadir import DataDirError, check_same_keys  # noqa: E402
-from espnet2_gram.utils.fileio import read_kv  # noqa: E402
+from espnet2_gram.localization.seld_data import read_recordings
+from espnet2_gram.simulation.dcase import write_dcase_csv
+from espnet2_gram.simulation.geometry import cart_to_sph
+from espnet2_gram.tasks.seld import SELDTask
+from espnet2_gram.utils.cli import naming, run, setup_logging
+from espnet2_gram.utils.datadir import DataDirError, check_same_keys
+from espnet2_gram.utils.fileio import read_kv
 
 
 def dcase_rows(events):

@@ -10,16 +10,14 @@ name the same chunks, and no scp entry may run a command (checked first). Checkp
 (``--init_param``, ``--resume``) are loaded weights-only.
 """
 
-import contextlib
 import sys
 
-with contextlib.redirect_stdout(sys.stderr):  # ESPnet's Flash-Attention notice
-    import espnet.nets.pytorch_backend.transformer.attention  # noqa: F401
+import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-from espnet2_gram.tasks.seld import SELDTask  # noqa: E402
-from espnet2_gram.utils.cli import run  # noqa: E402
-from espnet2_gram.utils.datacheck import check_task_data  # noqa: E402
-from espnet2_gram.utils.safe_load import guard_espnet_loading  # noqa: E402
+from espnet2_gram.tasks.seld import SELDTask
+from espnet2_gram.utils.cli import run
+from espnet2_gram.utils.datacheck import check_task_data
+from espnet2_gram.utils.safe_load import guard_espnet_loading
 
 
 def get_parser():

@@ -306,16 +306,12 @@ def target_config(fmt: str, config=None, log_offset: Optional[float] = None) -> 
 
 def build_target_model(config: dict, meta: bool = False):
     """Our ``ESPnetGRAMModel`` for a configuration mapping (on the meta device if ``meta``)."""
-    from .tasks.gram import GRAMTask
+    from .tasks.gram import build_gram_model
 
-    args = GRAMTask.get_parser().parse_args([])
-    for key, value in config.items():
-        setattr(args, key, value)
-    args.init = None
     if meta:
         with torch.device("meta"):
-            return GRAMTask.build_model(args)
-    return GRAMTask.build_model(args)
+            return build_gram_model(config)
+    return build_gram_model(config)
 
 
 def reference_key_shapes(model) -> Dict[str, Tuple[int, ...]]:

@@ -280,17 +280,12 @@ def load_gram(path, model_file=None, device: str = "cpu", random_init: bool = Fa
 def load_gram_and_config(path, model_file=None, device: str = "cpu",
                          random_init: bool = False) -> tuple:
     """``(model, training config dict)``, as :func:`load_gram` loads them."""
-    from .tasks.gram import GRAMTask
+    from .tasks.gram import build_gram_model
 
     config, weights, config_label, label = model_sources(
         Path(path), Path(model_file) if model_file else None, random_init)
-    args = GRAMTask.get_parser().parse_args([])
-    for key, value in config.items():
-        setattr(args, key, value)
-    args.init = None
-    args.compile_model = False  # a training option; loading builds the plain model
     try:
-        model = GRAMTask.build_model(args)
+        model = build_gram_model(config)
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise PackedModelError(f"{config_label}: does not build a GRAM model"
                                f" ({type(e).__name__}: {e})") from e

@@ -32,7 +32,7 @@ def packed(tmp_path_factory):
     import yaml
 
     from espnet2_gram.packing import pack_gram
-    from espnet2_gram.tasks.gram import build_model_from_config
+    from espnet2_gram.tasks.gram import build_gram_model
     from test_gram_task import TINY
 
     root = tmp_path_factory.mktemp("reuse")
@@ -45,6 +45,6 @@ def packed(tmp_path_factory):
     exp.mkdir()
     (exp / "config.yaml").write_text(printed)
     torch.manual_seed(0)
-    model = build_model_from_config(config)
+    model = build_gram_model(config)
     torch.save(model.state_dict(), exp / "valid.loss.best.pth")
     return pack_gram(exp, root / "packed" / "gram_tiny")

@@ -11,7 +11,7 @@ import yaml
 
 from espnet2_gram.packing import pack_gram
 from espnet2_gram.tasks.doa import DOATask
-from espnet2_gram.tasks.gram import build_model_from_config
+from espnet2_gram.tasks.gram import build_gram_model
 
 from test_gram_task import TINY
 
@@ -38,7 +38,7 @@ def make_world(root: Path) -> dict:
     config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))
     torch.manual_seed(0)
-    model = build_model_from_config(config)
+    model = build_gram_model(config)
     exp = root / "exp"
     exp.mkdir()
     shutil.copyfile(config, exp / "config.yaml")

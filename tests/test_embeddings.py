@@ -19,7 +19,7 @@ from espnet2_gram.embeddings import EXTRACTORS, FrameExtractor, extract_data_dir
 from espnet2_gram.frontend.spatial_features import per_crop_normalize
 from espnet2_gram.packing import pack_gram
 from espnet2_gram.reuse import PretrainedGRAM
-from espnet2_gram.tasks.gram import build_model_from_config
+from espnet2_gram.tasks.gram import build_gram_model
 from espnet2_gram.utils.fileio import read_kv
 from test_gram_task import TINY  # binaural, 8 kHz, hop 80, 32 mels, 16 x 8 patches, dim 32
 
@@ -40,7 +40,7 @@ def packed(tmp_path_factory):
     exp.mkdir()
     (exp / "config.yaml").write_text(yaml.safe_dump(TINY))
     torch.manual_seed(1234)
-    model = build_model_from_config(exp / "config.yaml")
+    model = build_gram_model(exp / "config.yaml")
     with torch.no_grad():  # "trained": not the initial weights of any seed
         for p in model.parameters():
             p.add_(0.02 * torch.randn_like(p))
@@ -269,7 +269,7 @@ def test_logmel_of_an_foa_model_is_plain_log_mel_without_intensity(tmp_path):
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "config.yaml").write_text(yaml.safe_dump({**TINY, "frontend": "foa"}))
-    torch.save(build_model_from_config(exp / "config.yaml").state_dict(),
+    torch.save(build_gram_model(exp / "config.yaml").state_dict(),
                exp / "valid.loss.best.pth")
     packed = pack_gram(exp, tmp_path / "gram_foa", archive=False)
     extractor = FrameExtractor("logmel", packed)
@@ -291,7 +291,7 @@ def test_logmel_intensity_appends_foa_direction_channels(tmp_path):
     exp.mkdir()
     (exp / "config.yaml").write_text(yaml.safe_dump({**TINY, "frontend": "foa"}))
     torch.manual_seed(0)
-    model = build_model_from_config(exp / "config.yaml")
+    model = build_gram_model(exp / "config.yaml")
     torch.save(model.state_dict(), exp / "valid.loss.best.pth")
     packed = pack_gram(exp, tmp_path / "gram_foa", archive=False)
     plain = FrameExtractor("logmel", packed)

@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from espnet2_gram.gram.espnet_model import FiniteLossCheck, NonFiniteLossError
-from espnet2_gram.tasks.gram import build_model_from_config
+from espnet2_gram.tasks.gram import build_gram_model
 from test_gram_task import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ def model(tmp_path_factory):
     path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
     torch.manual_seed(0)
-    return build_model_from_config(path)
+    return build_gram_model(path)
 
 
 def test_crops_come_from_inside_each_clip(model):
@@ -101,7 +101,7 @@ def test_collect_feats_flattens_channels_and_mels(model):
 @pytest.mark.parametrize("config", sorted(REPO.glob("conf/*/pretrain_*.yaml")),
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_pretraining_config_builds(config):
-    model = build_model_from_config(config)
+    model = build_gram_model(config)
     encoder = sum(p.numel() for p in model.encoder.parameters())
     if config.parent.name == "paper":
         channels = 7 if "foa" in config.name else 2

@@ -11,7 +11,7 @@ import yaml
 
 from espnet2_gram import hear
 from espnet2_gram.packing import pack_gram
-from espnet2_gram.tasks.gram import build_model_from_config
+from espnet2_gram.tasks.gram import build_gram_model
 
 from test_gram_task import TINY
 
@@ -31,7 +31,7 @@ def build(tmp_path, fmt="binaural", seed=0):
     path = tmp_path / f"{fmt}.yaml"
     path.write_text(yaml.safe_dump(config))
     torch.manual_seed(seed)
-    return build_model_from_config(path).eval(), config
+    return build_gram_model(path).eval(), config
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +273,7 @@ def test_non_hear_sample_rate_warns(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
     with pytest.warns(UserWarning, match="HEAR accepts only"):
-        hear.GRAMHearModel(build_model_from_config(path))
+        hear.GRAMHearModel(build_gram_model(path))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

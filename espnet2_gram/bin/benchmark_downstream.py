@@ -44,12 +44,12 @@ ROWS = {
 def fresh_packed_model(config: str, directory: Path) -> Path:
     """An untrained model of ``config``, packed as stage 7 packs a training directory."""
     from espnet2_gram.packing import pack_gram
-    from espnet2_gram.tasks.gram import build_model_from_config
+    from espnet2_gram.tasks.gram import build_gram_model
 
     exp = directory / "exp"
     exp.mkdir()
     shutil.copyfile(config, exp / "config.yaml")
-    torch.save(build_model_from_config(config).state_dict(), exp / "valid.loss.best.pth")
+    torch.save(build_gram_model(config).state_dict(), exp / "valid.loss.best.pth")
     return pack_gram(exp, directory / "packed", archive=False)
 
 

@@ -486,9 +486,9 @@ class Benchmark:
 
     # ------------------------------------------------------------------ c. sweep
     def build_model(self, crops_per_clip: int):
-        from espnet2_gram.tasks.gram import build_model_from_config
+        from espnet2_gram.tasks.gram import build_gram_model
 
-        model = build_model_from_config(self.config, model_conf={"crops_per_clip": crops_per_clip})
+        model = build_gram_model(self.config, model_conf={"crops_per_clip": crops_per_clip})
         return model.to(self.device).train()
 
     def optimizer(self, model):

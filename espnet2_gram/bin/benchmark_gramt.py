@@ -298,7 +298,7 @@ def side_by_side(gramt_source: str, config: str, crops: int, steps: int, device:
     from espnet2_gram.gram import attention
     from espnet2_gram.gram.loss import masked_patch_mse
     from espnet2_gram.gram.patching import patchify
-    from espnet2_gram.tasks.gram import build_model_from_config
+    from espnet2_gram.tasks.gram import build_gram_model
 
     if isinstance(amp_dtype, str):
         amp_dtype = getattr(torch, amp_dtype)
@@ -311,7 +311,7 @@ def side_by_side(gramt_source: str, config: str, crops: int, steps: int, device:
     betas = tuple(optim_conf.get("betas", (0.9, 0.95)))
     weight_decay = float(optim_conf.get("weight_decay", 0.01))
 
-    ours = build_model_from_config(config, model_conf={"crops_per_clip": 1}).to(dev)
+    ours = build_gram_model(config, model_conf={"crops_per_clip": 1}).to(dev)
     enc, dec = ours.encoder, ours.decoder
     dconf = conf.get("decoder_conf", {})
     windows = tuple(dconf.get("windows", (2, 5, 10, 25, 50, 100, 0, 0)))

@@ -43,9 +43,9 @@ def train_step_benchmark(config: str, clips: int, crops_per_clip: int, steps: in
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    from espnet2_gram.tasks.gram import build_model_from_config
+    from espnet2_gram.tasks.gram import build_gram_model
 
-    model = build_model_from_config(config, model_conf={"crops_per_clip": crops_per_clip})
+    model = build_gram_model(config, model_conf={"crops_per_clip": crops_per_clip})
     fs = model.frontend.fs
     seconds = model.encoder.crop_frames * model.frontend.hop_length / fs
     speech = torch.randn(clips, int(seconds * fs), model.frontend.in_channels) * 0.1
@@ -84,10 +84,10 @@ def window_forms_benchmark(config: str, crops: int, repeats: int) -> dict:
     """Seconds (median) of the decoder (forward + backward) and of the training step with
     windowed heads computed as windows and as a dense mask, timed alternately."""
     from espnet2_gram.gram.attention import set_window_attention
-    from espnet2_gram.tasks.gram import build_model_from_config
+    from espnet2_gram.tasks.gram import build_gram_model
 
     torch.manual_seed(0)
-    model = build_model_from_config(config, model_conf={"crops_per_clip": crops})
+    model = build_gram_model(config, model_conf={"crops_per_clip": crops})
     fs = model.frontend.fs
     seconds = model.encoder.crop_frames * model.frontend.hop_length / fs
     speech = torch.randn(1, int(seconds * fs), model.frontend.in_channels) * 0.1
@@ -124,9 +124,9 @@ def window_forms_benchmark(config: str, crops: int, repeats: int) -> dict:
 
 
 def extraction_benchmark(config: str, crops: int, repeats: int) -> dict:
-    from espnet2_gram.tasks.gram import build_model_from_config
+    from espnet2_gram.tasks.gram import build_gram_model
 
-    encoder = build_model_from_config(config).encoder.eval()
+    encoder = build_gram_model(config).encoder.eval()
     dim, depth, heads = encoder.output_size(), encoder.depth, encoder.heads
     reference = torch.nn.TransformerEncoder(
         torch.nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, activation="gelu",

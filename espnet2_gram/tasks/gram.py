@@ -8,7 +8,7 @@ it the audio must already have the channel count of the chosen frontend. The ent
 """
 
 import argparse
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 from espnet2.tasks.abs_task import AbsTask
@@ -166,9 +166,20 @@ class GRAMTask(PaddedBatches, AbsTask):
         return model
 
 
-def build_model_from_config(config, **conf_overrides) -> ESPnetGRAMModel:
-    """Build the model of a training YAML, e.g. ``model_conf={"crops_per_clip": 2}``."""
-    args = GRAMTask.get_parser().parse_args(["--config", str(config)])
+def build_gram_model(config, **conf_overrides) -> ESPnetGRAMModel:
+    """The GRAM model of a training configuration, the one way packing, the converter, the
+    benchmarks and the tests build one: ``config`` is a YAML file (read by the task's parser,
+    which refuses unknown options) or the mapping of a training ``config.yaml``;
+    ``conf_overrides`` update its ``*_conf`` sections, e.g. ``model_conf={"crops_per_clip": 2}``.
+    Training-time options (``init``, ``compile_model``) are off: the plain model is built."""
+    if isinstance(config, Mapping):
+        args = GRAMTask.get_parser().parse_args([])
+        for key, value in config.items():
+            setattr(args, key, value)
+    else:
+        args = GRAMTask.get_parser().parse_args(["--config", str(config)])
     for name, conf in conf_overrides.items():
         getattr(args, name).update(conf)
+    args.init = None
+    args.compile_model = False
     return GRAMTask.build_model(args)

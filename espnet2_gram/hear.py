@@ -114,9 +114,8 @@ class GRAMHearModel(nn.Module):
         if int(max_chunks_per_pass) < 1:
             raise ValueError(f"max_chunks_per_pass must be >= 1, got {max_chunks_per_pass}")
         encoder = gram.encoder
-        if layer is not None and not -encoder.depth - 1 <= int(layer) <= encoder.depth:
-            raise ValueError(f"layer {layer} out of range for an encoder of depth"
-                             f" {encoder.depth} ({-encoder.depth - 1} .. {encoder.depth})")
+        if layer is not None:
+            encoder.layer_index(layer)
         self.gram = gram.eval()
         self.compat = compat
         if authors:  # the runtime's features: the same frontend with the runtime's log offset

@@ -111,8 +111,8 @@ class PretrainedGRAM(torch.nn.Module):
         self.features.replicate_mono = True  # mono input reaches every channel, as in HEAR
         self.encoder = encoder
         depth = self.encoder.depth
-        if layer is not None and not -depth - 1 <= int(layer) <= depth:
-            raise ValueError(f"{option}.layer={layer}: the model has layers 0..{depth}")
+        if layer is not None:
+            self.encoder.layer_index(layer, f"{option}.layer")
         self.layer = layer
         self.layer_weights = torch.nn.Parameter(torch.zeros(depth + 1)) if weighted_sum else None
         self.freeze_steps = int(freeze_steps)

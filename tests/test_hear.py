@@ -247,8 +247,11 @@ def test_layer_selection(packed, hmodel):
     torch.testing.assert_close(explicit, last, atol=0, rtol=0)
     first, _ = hear.get_timestamp_embeddings(audio, hear.load_model(path, layer=1))
     assert first.shape == last.shape and not torch.allclose(first, last)
-    with pytest.raises(ValueError, match="out of range"):
-        hear.load_model(path, layer=3)
+    assert hear.load_model(path, layer=-3).layer == -3  # the patch embeddings, from the end
+    for bad in (3, -4):
+        with pytest.raises(ValueError, match=rf"^layer={bad}: out of range for an encoder of"
+                                             r" depth 2 \(layers 0 \.\. 2, or -3 \.\. -1"):
+            hear.load_model(path, layer=bad)
 
 
 def test_resample_to_model(hmodel):

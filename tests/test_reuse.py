@@ -130,6 +130,12 @@ def test_frontend_layers_freezing_and_bad_input(packed):
     assert not thawing.gram.frozen()
     with pytest.raises(ValueError, match="expects 8000 Hz"):
         GRAMFrontend(str(packed), fs=16000)
+    for bad in (2, -3):  # depth 1: layers 0 .. 1
+        with pytest.raises(ValueError, match=rf"^frontend_conf.layer={bad}: out of range for an"
+                                             r" encoder of depth 1 \(layers 0 \.\. 1"):
+            GRAMFrontend(str(packed), layer=bad)
+    with pytest.raises(ValueError, match=r"^layer=5: out of range"):
+        fe.gram.encoder.forward_layers(torch.zeros(1, 2, 32, 40), [5])
     with pytest.raises(ValueError, match="channel"):
         fe(torch.randn(2, FS, 3), torch.tensor([FS, FS]))
     with pytest.raises(ValueError, match="empty batch"):

@@ -103,12 +103,14 @@ class GRAMEncoder(nn.Module):
         return self.dim
 
     # ------------------------------------------------------------------ forward
-    def _normalize_layer(self, layer: int) -> int:
-        idx = layer + self.depth + 1 if layer < 0 else layer
+    def layer_index(self, layer: int, option: str = "layer") -> int:
+        """0 (the patch embeddings) .. depth (the last block) for ``layer``, which counts from
+        the end when negative (-1: the last block); out of range: an error naming ``option``."""
+        idx = int(layer) + self.depth + 1 if int(layer) < 0 else int(layer)
         if not 0 <= idx <= self.depth:
-            raise ValueError(
-                f"layer {layer} out of range for depth {self.depth} (0 .. {self.depth})"
-            )
+            raise ValueError(f"{option}={layer}: out of range for an encoder of depth"
+                             f" {self.depth} (layers 0 .. {self.depth}, or"
+                             f" {-self.depth - 1} .. -1 from the end)")
         return idx
 
     def embed(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
@@ -153,7 +155,7 @@ class GRAMEncoder(nn.Module):
         if layers is None:
             wanted = list(range(self.depth + 1))
         else:
-            wanted = [self._normalize_layer(int(l)) for l in layers]
+            wanted = [self.layer_index(l) for l in layers]
         last = max(wanted) if wanted else 0
         h = self.embed(x, mask)
         states = {0: h}

@@ -645,14 +645,12 @@ def _check_row(c: dict) -> str:
 
 
 def _card(fmt: str, src: Path, sha: str, report: dict, config: dict, model) -> str:
-    params = sum(p.numel() for p in model.encoder.parameters())
+    from .packing import architecture_rows, card_header
+
     raw = model.encoder.raw_frame_dim()
     checks = "\n".join(_check_row(c) for c in report["checks"]) or "| (none) | | | |"
-    enc = config.get("encoder_conf", {})
     return (
-        "---\nlicense: other\nlibrary_name: espnet\ntags:\n- espnet\n- audio\n"
-        "- self-supervised-learning\n- spatial-audio\n- gram\n---\n\n"
-        f"# GRAM-T ({fmt}), converted from the authors' checkpoint\n\n"
+        card_header("other") + f"# GRAM-T ({fmt}), converted from the authors' checkpoint\n\n"
         "The GRAM-T weights released by the GRAM authors, converted to `espnet2_gram`\n"
         "(`python -m espnet2_gram.bin.convert_gramt`). The license of the weights is that of\n"
         "the source checkpoint (not determined by the converter).\n\n"
@@ -663,10 +661,7 @@ def _card(fmt: str, src: Path, sha: str, report: dict, config: dict, model) -> s
         f"| tensors mapped / dropped | {len(report['mapped'])} / {len(report['dropped'])} |\n"
         f"| decoder | {report['decoder']} |\n"
         f"| relative position tables reversed | {report['rel_pos_tables_reversed']} |\n"
-        f"| frontend | {config['frontend']} ({model.frontend.in_channels} channels at"
-        f" {model.frontend.fs} Hz, log offset {model.frontend.log_offset:g}) |\n"
-        f"| encoder | ViT {enc.get('depth')} x {enc.get('dim')}, {enc.get('heads')} heads,"
-        f" {params / 1e6:.2f} M parameters |\n\n"
+        + architecture_rows(config, model) + "\n"
         "## Checks of the dropped fixed buffers\n\n| buffer | result | max abs diff | note |\n"
         f"|---|---|---|---|\n{checks}\n\n"
         "## Use\n\n```python\nfrom espnet2_gram.packing import load_gram\n"

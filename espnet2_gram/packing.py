@@ -84,23 +84,31 @@ def _known(value) -> str:
     return "?" if value is None else str(value)
 
 
-def _model_card(config: dict, model, source: Path, extra: str, record: dict) -> str:
-    frontend = config.get("frontend", "?")
-    enc = config.get("encoder_conf", {})
+def card_header(license: str) -> str:
+    """The model card's YAML front matter (the Hugging Face model-card metadata)."""
+    return (f"---\nlicense: {license}\nlibrary_name: espnet\ntags:\n- espnet\n- audio\n"
+            "- self-supervised-learning\n- spatial-audio\n- gram\n---\n\n")
+
+
+def architecture_rows(config: dict, model) -> str:
+    """The model card's table rows of the input format, the features and the encoder."""
+    front, enc = model.frontend, config.get("encoder_conf", {})
     params = sum(p.numel() for p in model.encoder.parameters())
     return (
-        "---\nlicense: cc-by-4.0\nlibrary_name: espnet\ntags:\n- espnet\n- audio\n"
-        "- self-supervised-learning\n- spatial-audio\n- gram\n---\n\n"
-        f"# GRAM ({frontend})\n\n"
+        f"| input format | {config.get('frontend', '?')} ({front.in_channels} channels at"
+        f" {front.fs} Hz) |\n"
+        f"| features | {front.out_channels} x {front.n_mels} mel channels, hop"
+        f" {front.hop_length} samples, log offset {front.log_offset:g} |\n"
+        f"| encoder | ViT {enc.get('depth')} x {enc.get('dim')}, {enc.get('heads')} heads,"
+        f" patches {enc.get('patch_size')}, {params / 1e6:.2f} M parameters |\n")
+
+
+def _model_card(config: dict, model, source: Path, extra: str, record: dict) -> str:
+    return (
+        card_header("cc-by-4.0") + f"# GRAM ({config.get('frontend', '?')})\n\n"
         "A GRAM spatial audio encoder (multi-channel masked autoencoder) trained with\n"
         "`espnet2_gram` (`python -m espnet2_gram.bin.gram_train`).\n\n"
-        "| item | value |\n|---|---|\n"
-        f"| input format | {frontend} ({model.frontend.in_channels} channels at"
-        f" {model.frontend.fs} Hz) |\n"
-        f"| features | {model.frontend.out_channels} x {model.frontend.n_mels} mel channels,"
-        f" hop {model.frontend.hop_length} samples |\n"
-        f"| encoder | ViT {enc.get('depth')} x {enc.get('dim')}, {enc.get('heads')} heads,"
-        f" patches {enc.get('patch_size')}, {params / 1e6:.2f} M parameters |\n"
+        "| item | value |\n|---|---|\n" + architecture_rows(config, model) +
         f"| trained from | `{source}` |\n"
         f"| weights | `{record['weights']}`: epoch {_known(record['epoch'])} of"
         f" {_known(record['max_epoch'])}, {_known(record['steps'])} optimiser steps |\n\n"

@@ -17,7 +17,7 @@ from espnet2_gram.embeddings import pool_frames
 from espnet2_gram.frontend.spatial_features import FOAFrontend, per_crop_normalize
 from espnet2_gram.heads import IdentityEncoder
 from espnet2_gram.localization.doa_model import ESPnetDOAModel, angle_between, direction_vectors
-from espnet2_gram.simulation.dcase import write_dcase_csv
+from espnet2_gram.localization.dcase_format import write_dcase_csv
 from espnet2_gram.simulation.geometry import listener_to_room, sph_to_cart
 from espnet2_gram.simulation.mixing import convolve_multichannel
 from espnet2_gram.simulation.rooms import RenderConfig, RIRRenderer, RoomGeometry

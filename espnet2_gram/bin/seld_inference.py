@@ -31,7 +31,7 @@ from espnet2_gram.localization.accdoa import decode_multi_accdoa, decode_single_
 from espnet2_gram.localization.inference import (add_inference_arguments, batches,
                                                  check_inference_data, load_trained)
 from espnet2_gram.localization.seld_data import read_recordings
-from espnet2_gram.simulation.dcase import write_dcase_csv
+from espnet2_gram.localization.dcase_format import write_dcase_csv
 from espnet2_gram.simulation.geometry import cart_to_sph
 from espnet2_gram.tasks.seld import SELDTask
 from espnet2_gram.utils.cli import naming, run, setup_logging

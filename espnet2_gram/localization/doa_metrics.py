@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..simulation.dcase import parse_finite_float
+from .dcase_format import parse_finite_float
 from ..simulation.geometry import angular_distance_deg, cart_to_sph, sph_to_cart, wrap_azimuth
 
 ACC_THRESHOLD_DEG = 20.0

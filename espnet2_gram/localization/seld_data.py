@@ -24,7 +24,7 @@ from typing import Dict
 
 import numpy as np
 
-from ..simulation.dcase import read_dcase_csv
+from .dcase_format import read_dcase_csv
 from ..utils.audio import load_audio, write_audio
 from ..utils.datadir import DataDirError, read_data_dir, write_data_dir
 from ..utils.fileio import atomic_open, atomic_path, read_kv, write_kv

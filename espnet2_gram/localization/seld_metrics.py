@@ -24,7 +24,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..simulation.dcase import DcaseRow, read_dcase_csv
+from .dcase_format import DcaseRow, read_dcase_csv
 from ..simulation.geometry import angular_distance_deg, sph_to_cart
 
 EPS = np.finfo(np.float64).eps

@@ -104,7 +104,9 @@ check_int ngpu 0
 check_int seed 0
 check_int fs 1
 for v in num_train_packs num_eval_packs num_seld_train num_seld_test; do check_int "${v}" 0; done
-check_words formats binaural foa
+rendered_formats=$(python3 espnet2_gram/formats.py --rendered)  # the registry (stdlib only)
+# shellcheck disable=SC2086
+check_words formats ${rendered_formats}
 [[ "${mono_policy}" =~ ^(first|mean)$ ]] || die "--mono_policy: expected first or mean, got '${mono_policy}'"
 [[ "${overwrite}" =~ ^(true|false)$ ]] || die "--overwrite: expected true or false, got '${overwrite}'"
 check_words downstream_models gram gram_random logmel seldnet

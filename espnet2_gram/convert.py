@@ -42,11 +42,11 @@ from .utils.safe_load import load_weights
 #: conf/paper/pretrain_*.yaml are links to them), so an installed package converts too.
 PAPER_CONF = Path(__file__).resolve().parent / "paper_configs"
 
-#: format -> (paper config file, our frontend name, input feature channels of the checkpoint)
+#: the authors' format names -> (paper config file, our frontend: espnet2_gram.formats)
 FORMATS = {
-    "binaural": ("pretrain_binaural.yaml", "binaural", 2),
-    "ambisonics": ("pretrain_foa.yaml", "foa", 7),
-    "mono": ("pretrain_binaural.yaml", "mono", 1),
+    "binaural": ("pretrain_binaural.yaml", "binaural"),
+    "ambisonics": ("pretrain_foa.yaml", "foa"),
+    "mono": ("pretrain_binaural.yaml", "mono"),
 }
 FORMAT_ALIASES = {"foa": "ambisonics"}
 #: format -> the log offset of the authors' HEAR runtime (``hear_api/feature_helper_gram_t.py``:
@@ -271,7 +271,7 @@ def target_config(fmt: str, config=None, log_offset: Optional[float] = None) -> 
     gets ``compat: ours`` unless set, and the authors' HEAR runtime log offset of the format.
     """
     fmt = _canonical_format(fmt)
-    paper_file, frontend, _ = FORMATS[fmt]
+    paper_file, frontend = FORMATS[fmt]
     if config is None:
         path = PAPER_CONF / paper_file
         if not path.is_file():
@@ -514,7 +514,7 @@ def convert_state_dict(ref_state: Dict[str, torch.Tensor], fmt: str = "binaural"
             f"{origin[k]} {tuple(rel[k].shape)} (expected {expected_ref[k]})"
             for k in shapes[:10]) + (" ..." if len(shapes) > 10 else ""))
     if problems:
-        channels = FORMATS[fmt][2]
+        channels = expected_ref["patch_embed.proj.weight"][1]  # the frontend's feature channels
         got = rel.get("patch_embed.proj.weight")
         hint = ""
         if got is not None and got.dim() == 4 and got.shape[1] != channels:

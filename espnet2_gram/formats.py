@@ -4,6 +4,10 @@ A format names the channels of its audio; ``rendered`` formats are the spatial o
 room simulation renders (RIR banks, scenes, evaluation sets), ``mono`` is the dry source. The
 order of :data:`FORMATS` is the order of reports. The ESPnet frontend of GRAMTask that reads a
 format carries its name (``--frontend binaural``).
+
+The recipes' shell scripts ask this table before any environment exists, so the module needs
+nothing beyond the standard library: ``python3 espnet2_gram/formats.py --rendered`` prints the
+rendered formats on one line.
 """
 
 from dataclasses import dataclass
@@ -56,3 +60,16 @@ def format_with_channels(count: int) -> Optional[AudioFormat]:
     """The format with ``count`` channels (None if there is none or several)."""
     found = [f for f in FORMATS.values() if f.num_channels == count]
     return found[0] if len(found) == 1 else None
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="The audio formats, for shell scripts.")
+    p.add_argument("--rendered", action="store_true", help="only the rendered (spatial) ones")
+    args = p.parse_args(argv)
+    print(" ".join(RENDERED if args.rendered else FORMATS))
+
+
+if __name__ == "__main__":
+    main()

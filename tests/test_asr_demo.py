@@ -312,7 +312,7 @@ def test_recipe_stages_1_2_and_6_on_tiny_inputs(tmp_path, sources, banks):
 
 def test_recipe_refuses_bad_options():
     proc = run_recipe("--format", "mic", check=False)
-    assert proc.returncode != 0 and "binaural or foa" in proc.stderr
+    assert proc.returncode != 0 and "--format: expected one of binaural foa, got 'mic'" in proc.stderr
     proc = run_recipe("--no_such_option", "1", check=False)
     assert proc.returncode != 0
     for args, words in ((["--stage", "7"], "--stage: expected an integer from 1 to 6, got '7'"),

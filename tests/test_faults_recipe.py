@@ -42,11 +42,14 @@ def bash(args, cwd, env=None):
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
-    """A copy of the repository (tracked and new files), with a python3 that does nothing and
-    fails unless PYTHON3_RC=0 (bad options must be refused before any Python runs)."""
+    """A copy of the repository (tracked and new files), with a python3 that runs only the
+    formats registry (standard library, no environment) and otherwise does nothing and fails
+    unless PYTHON3_RC=0: bad options must be refused before the environment is touched."""
     root = copy_checkout(tmp_path_factory.mktemp("recipe"))
     trap = tmp_path_factory.mktemp("bin") / "python3"
-    trap.write_text("#!/bin/sh\necho 'python3 must not run here' >&2\nexit ${PYTHON3_RC:-97}\n")
+    registry = f'[ "$1" = espnet2_gram/formats.py ] && exec {sys.executable} "$@"'
+    trap.write_text(f"#!/bin/sh\n{registry}\n"
+                    "echo 'python3 must not run here' >&2\nexit ${PYTHON3_RC:-97}\n")
     trap.chmod(0o755)
     env = {"GRAM_SKIP_ENSURE_ENV": "1", "PATH": f"{trap.parent}{os.pathsep}{os.environ['PATH']}"}
     return root, env

@@ -69,3 +69,19 @@ def test_report_and_scoring_order_and_choices():
     assert choices == ["binaural", "foa", "mono"] == list(FORMATS)
     assert FORMATS["foa"].layout == "4 channels (W, Y, Z, X; ACN order, SN3D)"
     assert FORMATS["mono"].layout == "1 channel (mono)"
+
+
+def test_shell_scripts_ask_the_registry_without_an_environment(tmp_path):
+    # Run as a file with python's isolated mode (-I: no site-packages, no PYTHONPATH), as the
+    # recipes do before .venv exists; a format added to the table reaches their checks.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(formats.__file__)
+    out = subprocess.run([sys.executable, "-I", str(script), "--rendered"], cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == [n for n, f in FORMATS.items() if f.rendered] == ["binaural", "foa"]
+    out = subprocess.run([sys.executable, "-I", str(script)], cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == list(FORMATS)

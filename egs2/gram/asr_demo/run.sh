@@ -64,7 +64,7 @@ inference_model=valid.acc.ave.pth
 test_sets="valid test"  # sets decoded and scored (valid to choose decoding options on)
 inference_tag=""        # decoding name (default: from the options above)
 
-help_message="Usage: $0 [--stage N] [--stop_stage N] [--format binaural|foa] [--<option> value ...]
+help_message="Usage: $0 [--stage N] [--stop_stage N] [--format <a rendered format: python3 espnet2_gram/formats.py --rendered>] [--<option> value ...]
 (run from the repository root; options are the variables at the top of this script)"
 . egs2/gram/utils/parse_options.sh
 if [ $# -ne 0 ]; then
@@ -79,7 +79,9 @@ fi
 prog=asr_demo/run.sh
 . egs2/gram/utils/lib_options.sh
 check_stages 6
-[[ "${format}" =~ ^(binaural|foa)$ ]] || die "--format: expected binaural or foa, got '${format}'"
+rendered_formats=$(python3 espnet2_gram/formats.py --rendered)  # the registry (stdlib only)
+[[ " ${rendered_formats} " == *" ${format} "* && "${format}" != *" "* ]] \
+  || die "--format: expected one of ${rendered_formats}, got '${format}'"
 for v in nj inference_nj fs num_train num_valid num_test nbpe beam_size; do check_int "${v}" 1; done
 check_int seed 0
 

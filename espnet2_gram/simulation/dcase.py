@@ -217,6 +217,66 @@ def _guard_options(path: Path, options: dict) -> None:
         f.write("\n")
 
 
+@dataclass(frozen=True)
+class RecordingPlan:
+    """The checked options of an export in samples and frames, shared by every recording."""
+
+    fs: int
+    channels: int
+    hop: int               # samples per label frame
+    length: int            # samples per recording
+    num_frames: int
+    max_event: int         # longest event in samples
+    fade: int
+    events_per_recording: Tuple[int, int]
+    max_polyphony: int
+    snr_range: Tuple[float, float]
+    event_level_dbfs: Tuple[float, float]
+    label_threshold_db: float
+    mono_policy: str
+    seed: int
+
+    @classmethod
+    def check(cls, render: RenderConfig, duration_seconds, events_per_recording, max_polyphony,
+              snr_range, seed, fade_seconds, frame_seconds, label_threshold_db,
+              max_event_seconds, event_level_dbfs, mono_policy) -> "RecordingPlan":
+        """The plan of these options; a bad one is a ``ValueError`` naming it."""
+        if int(max_polyphony) != max_polyphony or max_polyphony < 1:
+            raise ValueError(f"--max_polyphony must be a whole number >= 1, got {max_polyphony}")
+        event_level_dbfs = _check_range("event_level_dbfs", event_level_dbfs)
+        if event_level_dbfs[1] > 0:
+            raise ValueError(f"--event_level_dbfs must be <= 0 dBFS, got {list(event_level_dbfs)}")
+        if mono_policy not in MONO_POLICIES:
+            raise ValueError(f"--mono_policy must be one of {MONO_POLICIES}, got {mono_policy!r}")
+        if not frame_seconds > 0:
+            raise ValueError(f"--frame_seconds must be positive, got {frame_seconds}")
+        fs = render.fs
+        hop = int(round(frame_seconds * fs))
+        if abs(frame_seconds * fs - hop) > 1e-6 or hop < 1:
+            raise ValueError(
+                f"--frame_seconds {frame_seconds} is not a whole number of samples at --fs {fs}")
+        length = int(round(duration_seconds * fs))
+        num_frames = length // hop
+        if num_frames < 1:
+            raise ValueError(f"--duration_seconds {duration_seconds} is shorter than one frame"
+                             f" (--frame_seconds {frame_seconds})")
+        if not label_threshold_db < 0:
+            raise ValueError(f"--label_threshold_db must be negative, got {label_threshold_db}")
+        if not fade_seconds >= 0:
+            raise ValueError(f"--fade_seconds must be >= 0, got {fade_seconds}")
+        max_event = num_frames * hop
+        if max_event_seconds is not None:
+            if not max_event_seconds >= frame_seconds:
+                raise ValueError("--max_event_seconds must be at least --frame_seconds, got"
+                                 f" {max_event_seconds}")
+            max_event = min(max_event, int(round(max_event_seconds * fs)))
+        return cls(fs, num_channels(render.format), hop, length, num_frames, max_event,
+                   int(round(fade_seconds * fs)),
+                   _check_range("events_per_recording", events_per_recording, 1, True),
+                   int(max_polyphony), _check_range("snr_range", snr_range), event_level_dbfs,
+                   label_threshold_db, mono_policy, seed)
+
+
 def export_recordings(
     data_dir,
     noise_dir,
@@ -269,109 +329,47 @@ def export_recordings(
         raise TypeError("render must be a RenderConfig and sampling a RoomSampling")
     if int(num_recordings) != num_recordings or num_recordings < 1:
         raise ValueError(f"--num_recordings must be a whole number >= 1, got {num_recordings}")
-    num_recordings = int(num_recordings)
-    if int(max_polyphony) != max_polyphony or max_polyphony < 1:
-        raise ValueError(f"--max_polyphony must be a whole number >= 1, got {max_polyphony}")
-    max_polyphony = int(max_polyphony)
-    events_per_recording = _check_range("events_per_recording", events_per_recording, 1, True)
-    snr_range = _check_range("snr_range", snr_range)
-    event_level_dbfs = _check_range("event_level_dbfs", event_level_dbfs)
-    if event_level_dbfs[1] > 0:
-        raise ValueError(f"--event_level_dbfs must be <= 0 dBFS, got {list(event_level_dbfs)}")
-    if mono_policy not in MONO_POLICIES:
-        raise ValueError(f"--mono_policy must be one of {MONO_POLICIES}, got {mono_policy!r}")
     if not split or any(c.isspace() or c in "/\\" for c in split):
         raise ValueError(f"--split must be a folder name without spaces or slashes, got {split!r}")
-    if not frame_seconds > 0:
-        raise ValueError(f"--frame_seconds must be positive, got {frame_seconds}")
-    fs = render.fs
-    hop = int(round(frame_seconds * fs))
-    if abs(frame_seconds * fs - hop) > 1e-6 or hop < 1:
-        raise ValueError(
-            f"--frame_seconds {frame_seconds} is not a whole number of samples at --fs {fs}"
-        )
-    length = int(round(duration_seconds * fs))
-    num_frames = length // hop
-    if num_frames < 1:
-        raise ValueError(
-            f"--duration_seconds {duration_seconds} is shorter than one frame"
-            f" (--frame_seconds {frame_seconds})"
-        )
-    if not label_threshold_db < 0:
-        raise ValueError(f"--label_threshold_db must be negative, got {label_threshold_db}")
-    if not fade_seconds >= 0:
-        raise ValueError(f"--fade_seconds must be >= 0, got {fade_seconds}")
-    max_event = num_frames * hop
-    if max_event_seconds is not None:
-        if not max_event_seconds >= frame_seconds:
-            raise ValueError(
-                f"--max_event_seconds must be at least --frame_seconds, got {max_event_seconds}"
-            )
-        max_event = min(max_event, int(round(max_event_seconds * fs)))
-    fade = int(round(fade_seconds * fs))
-
+    plan = RecordingPlan.check(render, duration_seconds, events_per_recording, max_polyphony,
+                               snr_range, seed, fade_seconds, frame_seconds, label_threshold_db,
+                               max_event_seconds, event_level_dbfs, mono_policy)
     events_pool = _Pool("data_dir", data_dir, labels=True)
     noise_pool = _Pool("noise_dir", noise_dir, labels=False) if noise_dir is not None else None
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     classes = _setup_classes(out_root, events_pool.labels.values())
-    class_of = {name: i for i, name in enumerate(classes)}
     audio_dir = out_root / audio_dir_name(render.format) / split
     meta_dir = out_root / META_DIR / split
     options = dict(
         data_dir=str(Path(data_dir).resolve()),
         noise_dir=str(Path(noise_dir).resolve()) if noise_dir is not None else None,
         split=split, render=asdict(render), sampling=asdict(sampling),
-        duration_seconds=duration_seconds, events_per_recording=events_per_recording,
-        max_polyphony=max_polyphony, snr_range=snr_range, seed=seed, fade_seconds=fade_seconds,
-        frame_seconds=frame_seconds, label_threshold_db=label_threshold_db,
-        max_event_seconds=max_event_seconds, event_level_dbfs=event_level_dbfs,
-        mono_policy=mono_policy, classes=classes,
+        duration_seconds=duration_seconds, events_per_recording=plan.events_per_recording,
+        max_polyphony=plan.max_polyphony, snr_range=plan.snr_range, seed=seed,
+        fade_seconds=fade_seconds, frame_seconds=frame_seconds,
+        label_threshold_db=label_threshold_db, max_event_seconds=max_event_seconds,
+        event_level_dbfs=plan.event_level_dbfs, mono_policy=mono_policy, classes=classes,
     )
     _guard_options(out_root / OPTIONS_DIR / f"{render.format}_{split}.json", options)
 
-    renderer = None
-    channels = num_channels(render.format)
+    simulate = _Simulation(plan, render, sampling, events_pool, noise_pool,
+                           {name: i for i, name in enumerate(classes)})
     summary = Counter()
     tables: Dict[str, Dict[str, object]] = {
         "wav.scp": {}, "utt2metadata": {}, "utt2num_samples": {}, "utt2fs": {}, "utt2format": {}
     }
+    num_recordings = int(num_recordings)
     log_every = max(1, num_recordings // 20)
     for r in range(num_recordings):
         name = recording_name(r)
         wav_path, csv_path = audio_dir / f"{name}.wav", meta_dir / f"{name}.csv"
-        if wav_path.is_file() and csv_path.is_file():
-            summary["skipped"] += 1
-            num_samples = sf.info(str(wav_path)).frames
-        else:
-            if renderer is None:
-                renderer = RIRRenderer(render)
-            mix, rows, info = _simulate(
-                r, seed, renderer, sampling, events_pool, noise_pool, class_of, length, hop,
-                num_frames, max_event, fade, events_per_recording, max_polyphony, snr_range,
-                event_level_dbfs, label_threshold_db, mono_policy, channels,
-            )
-            text = format_dcase_csv(rows)
-            if csv_path.is_file() and csv_path.read_text(encoding="utf-8") != text:
-                raise ValueError(
-                    f"{csv_path} exists with other labels than this export gives (written by"
-                    " an export with other options?); delete it or use another --out_root"
-                )
-            write_audio(wav_path, mix, fs, subtype="PCM_16")
-            with atomic_open(csv_path, encoding="utf-8", newline="") as f:
-                f.write(text)
-            summary["written"] += 1
-            summary["events"] += info["events"]
-            summary["dropped_events"] += info["dropped"]
-            summary["limited_peaks"] += info["limited"]
-            num_samples = mix.shape[1]
-            logger.debug("%s: %d events (%d dropped), SNR %.1f dB", name, info["events"],
-                         info["dropped"], info["snr_db"])
+        num_samples = _export_one(r, simulate, wav_path, csv_path, summary)
         utt = f"{render.format}_{split}_{name}"
         tables["wav.scp"][utt] = str(wav_path.resolve())
         tables["utt2metadata"][utt] = str(csv_path.resolve())
         tables["utt2num_samples"][utt] = num_samples
-        tables["utt2fs"][utt] = fs
+        tables["utt2fs"][utt] = plan.fs
         tables["utt2format"][utt] = render.format
         if (r + 1) % log_every == 0 or r + 1 == num_recordings:
             logger.info("%s/%s: %d of %d recordings done", audio_dir.parent.name, split, r + 1,
@@ -396,55 +394,92 @@ def export_recordings(
     return result
 
 
-def _simulate(r, seed, renderer, sampling, events_pool, noise_pool, class_of, length, hop,
-              num_frames, max_event, fade, events_per_recording, max_polyphony, snr_range,
-              event_level_dbfs, label_threshold_db, mono_policy, channels):
-    """One recording: ``(mix (C, T) float32, DCASE rows, info)``."""
-    fs = renderer.cfg.fs
-    rng = np.random.default_rng([seed, r])
-    num_events = int(rng.integers(events_per_recording[0], events_per_recording[1] + 1))
-    geom = sample_room(sampling, rng, num_targets=num_events)
-    render_seed = int(rng.integers(2**31 - 1))
-    events: List[_Event] = []
-    for _ in range(num_events):
-        utt, x = events_pool.draw(rng, fs, mono_policy, max_event, fade)
-        first, last = event_span(x, hop, label_threshold_db)
-        span = x[first * hop: (last + 1) * hop].astype(np.float64)
-        rms = float(np.sqrt(np.mean(np.square(span))))
-        level = rng.uniform(*event_level_dbfs)
-        x = (x * (10 ** (level / 20) / rms)).astype(np.float32)
-        events.append(_Event(utt, class_of[events_pool.labels[utt]], x, first, last))
-    frame_counts = [-(-len(e.samples) // hop) for e in events]
-    placement = place_events(frame_counts, num_frames, max_polyphony, rng)
-    snr_db = float(rng.uniform(*snr_range))
+def _export_one(r: int, simulate: "_Simulation", wav_path: Path, csv_path: Path,
+                summary: Counter) -> int:
+    """Recording ``r``: kept when its wav and CSV exist, else simulated and written (the wav,
+    then the CSV, both atomically); returns its length in samples."""
+    if wav_path.is_file() and csv_path.is_file():
+        summary["skipped"] += 1
+        return sf.info(str(wav_path)).frames
+    mix, rows, info = simulate(r)
+    text = format_dcase_csv(rows)
+    if csv_path.is_file() and csv_path.read_text(encoding="utf-8") != text:
+        raise ValueError(
+            f"{csv_path} exists with other labels than this export gives (written by"
+            " an export with other options?); delete it or use another --out_root"
+        )
+    write_audio(wav_path, mix, simulate.plan.fs, subtype="PCM_16")
+    with atomic_open(csv_path, encoding="utf-8", newline="") as f:
+        f.write(text)
+    summary["written"] += 1
+    summary["events"] += info["events"]
+    summary["dropped_events"] += info["dropped"]
+    summary["limited_peaks"] += info["limited"]
+    logger.debug("%s: %d events (%d dropped), SNR %.1f dB", wav_path.stem, info["events"],
+                 info["dropped"], info["snr_db"])
+    return mix.shape[1]
 
-    rirs = renderer.render(geom, render_seed)
-    directions = geom.directions()
-    image = np.zeros((channels, length), dtype=np.float32)
-    placed = sorted((p[1], p[0], i) for i, p in enumerate(placement) if p is not None)
-    rows = []
-    for source, (onset_frame, _, i) in enumerate(placed):
-        event = events[i]
-        onset = onset_frame * hop
-        n = min(len(event.samples) + rirs.shape[-1] - 1, length - onset)
-        image[:, onset:onset + n] += convolve_multichannel(event.samples, rirs[i], n)
-        az, el, dist = directions[i]
-        for frame in range(onset_frame + event.first, onset_frame + event.last + 1):
-            rows.append((frame, event.class_index, source, az, el, dist * 100.0))
 
-    mix = image
-    noise_rirs = rirs[geom.num_targets:]
-    if noise_pool is not None and len(noise_rirs):
-        _, noise = noise_pool.draw(rng, fs, mono_policy)
-        fitted, start, active = fit_noise(normalize_dbfs(noise, NOISE_LEVEL_DBFS), length,
-                                          fade, rng)
-        noise_image = convolve_multichannel(fitted, np.sum(noise_rirs, axis=0), length)
-        p_events, p_noise = scene_powers(image, noise_image, start, active)
-        if p_events > 0.0 and p_noise > 0.0:
-            mix = image + snr_gain(p_events, p_noise, snr_db) * noise_image
-    else:
-        snr_db = float("inf")
-    mix, limited = limit_peak(mix)
-    info = dict(events=len(placed), dropped=num_events - len(placed), snr_db=snr_db,
-                limited=int(limited))
-    return mix.astype(np.float32), rows, info
+class _Simulation:
+    """Simulates recording ``r`` of an export (the renderer is made at the first call)."""
+
+    def __init__(self, plan: RecordingPlan, render: RenderConfig, sampling: RoomSampling,
+                 events_pool: "_Pool", noise_pool: Optional["_Pool"], class_of: Dict[str, int]):
+        self.plan, self.render, self.sampling = plan, render, sampling
+        self.events_pool, self.noise_pool, self.class_of = events_pool, noise_pool, class_of
+        self.renderer = None
+
+    def __call__(self, r: int):
+        """Recording ``r``: ``(mix (C, T) float32, DCASE rows, info)``."""
+        if self.renderer is None:
+            self.renderer = RIRRenderer(self.render)
+        plan, events_pool, noise_pool = self.plan, self.events_pool, self.noise_pool
+        fs, hop, length, fade = plan.fs, plan.hop, plan.length, plan.fade
+        rng = np.random.default_rng([plan.seed, r])
+        fewest, most = plan.events_per_recording
+        num_events = int(rng.integers(fewest, most + 1))
+        geom = sample_room(self.sampling, rng, num_targets=num_events)
+        render_seed = int(rng.integers(2**31 - 1))
+        events: List[_Event] = []
+        for _ in range(num_events):
+            utt, x = events_pool.draw(rng, fs, plan.mono_policy, plan.max_event, fade)
+            first, last = event_span(x, hop, plan.label_threshold_db)
+            span = x[first * hop: (last + 1) * hop].astype(np.float64)
+            rms = float(np.sqrt(np.mean(np.square(span))))
+            level = rng.uniform(*plan.event_level_dbfs)
+            x = (x * (10 ** (level / 20) / rms)).astype(np.float32)
+            events.append(_Event(utt, self.class_of[events_pool.labels[utt]], x, first, last))
+        frame_counts = [-(-len(e.samples) // hop) for e in events]
+        placement = place_events(frame_counts, plan.num_frames, plan.max_polyphony, rng)
+        snr_db = float(rng.uniform(*plan.snr_range))
+
+        rirs = self.renderer.render(geom, render_seed)
+        directions = geom.directions()
+        image = np.zeros((plan.channels, length), dtype=np.float32)
+        placed = sorted((p[1], p[0], i) for i, p in enumerate(placement) if p is not None)
+        rows = []
+        for source, (onset_frame, _, i) in enumerate(placed):
+            event = events[i]
+            onset = onset_frame * hop
+            n = min(len(event.samples) + rirs.shape[-1] - 1, length - onset)
+            image[:, onset:onset + n] += convolve_multichannel(event.samples, rirs[i], n)
+            az, el, dist = directions[i]
+            for frame in range(onset_frame + event.first, onset_frame + event.last + 1):
+                rows.append((frame, event.class_index, source, az, el, dist * 100.0))
+
+        mix = image
+        noise_rirs = rirs[geom.num_targets:]
+        if noise_pool is not None and len(noise_rirs):
+            _, noise = noise_pool.draw(rng, fs, plan.mono_policy)
+            fitted, start, active = fit_noise(normalize_dbfs(noise, NOISE_LEVEL_DBFS), length,
+                                              fade, rng)
+            noise_image = convolve_multichannel(fitted, np.sum(noise_rirs, axis=0), length)
+            p_events, p_noise = scene_powers(image, noise_image, start, active)
+            if p_events > 0.0 and p_noise > 0.0:
+                mix = image + snr_gain(p_events, p_noise, snr_db) * noise_image
+        else:
+            snr_db = float("inf")
+        mix, limited = limit_peak(mix)
+        info = dict(events=len(placed), dropped=num_events - len(placed), snr_db=snr_db,
+                    limited=int(limited))
+        return mix.astype(np.float32), rows, info

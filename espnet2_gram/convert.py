@@ -471,12 +471,33 @@ def convert_state_dict(ref_state: Dict[str, torch.Tensor], fmt: str = "binaural"
     fmt = _canonical_format(fmt)
     if model is None:
         model = build_target_model(target_config(fmt, config), meta=True)
-    expected_ref = reference_key_shapes(model)
-    own = model.state_dict()
-    root, wrapper = _split_root(ref_state.keys())
+    rel, origin, unknown, root = _relative_keys(ref_state)
+    decoder_missing = _check_layout(fmt, rel, origin, unknown, root, reference_key_shapes(model),
+                                    allow_missing_decoder)
+    report = {
+        "format": fmt, "prefix": root, "mapped": [], "dropped": [], "checks": [],
+        "source_dtypes": sorted({str(v.dtype).replace("torch.", "") for v in rel.values()
+                                 if v.is_floating_point()}),
+        "decoder": "missing: kept the fresh initialisation" if decoder_missing else "converted",
+        "rel_pos_tables_reversed": None,
+    }
+    out = _convert_tensors(rel, origin, model, report, decoder_missing)
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()
+            if not (decoder_missing and k.startswith("decoder."))}
+    got = {k: tuple(v.shape) for k, v in out.items()}
+    if want != got:  # a bug in the key map, not in the checkpoint
+        raise RuntimeError(f"internal key map error: missing {sorted(set(want) - set(got))[:8]},"
+                           f" extra {sorted(set(got) - set(want))[:8]}, shapes "
+                           f"{[k for k in set(want) & set(got) if want[k] != got[k]][:8]}")
+    return out, report
 
-    rel: Dict[str, torch.Tensor] = {}  # GRAM-T-relative key -> tensor
-    origin: Dict[str, str] = {}  # GRAM-T-relative key -> key in the checkpoint
+
+def _relative_keys(ref_state: Dict[str, torch.Tensor]) -> tuple:
+    """``(GRAM-T-relative key -> tensor, relative key -> checkpoint key, unknown checkpoint
+    keys, the prefix of the GRAM-T module)`` of a checkpoint's tensors."""
+    root, wrapper = _split_root(ref_state.keys())
+    rel: Dict[str, torch.Tensor] = {}
+    origin: Dict[str, str] = {}
     unknown = []
     for key, value in ref_state.items():
         if key.startswith(root):
@@ -490,11 +511,23 @@ def convert_state_dict(ref_state: Dict[str, torch.Tensor], fmt: str = "binaural"
             unknown.append(key)
         else:
             rel[sub], origin[sub] = value, key
+    return rel, origin, unknown, root
+
+
+def _listed(items: list, limit: int = 10) -> str:
+    return f"{items[:limit]}" + (" ..." if len(items) > limit else "")
+
+
+def _check_layout(fmt: str, rel: dict, origin: dict, unknown: list, root: str,
+                  expected_ref: dict, allow_missing_decoder: bool) -> bool:
+    """Refuse a checkpoint whose keys or shapes are not the format's GRAM-T layout (a
+    ``ValueError`` listing unknown keys, missing keys and wrong shapes); returns whether the
+    decoder is missing (allowed by ``allow_missing_decoder``)."""
     required = set(expected_ref)
     # matched by a row but not part of this configuration (e.g. a 13th layer, a window table
     # for a head that is global here): as wrong as an unknown key
-    unknown.extend(origin[k] for k in rel if k not in required
-                   and KEY_MAP[match_key(k)[0]][2] != "feature_buffer")
+    unknown = unknown + [origin[k] for k in rel if k not in required
+                         and KEY_MAP[match_key(k)[0]][2] != "feature_buffer"]
     missing = sorted(required - set(rel))
     decoder_missing = False
     if missing and allow_missing_decoder and all(_is_decoder_key(k) for k in missing) \
@@ -503,12 +536,10 @@ def convert_state_dict(ref_state: Dict[str, torch.Tensor], fmt: str = "binaural"
     shapes = sorted(k for k in required & set(rel) if tuple(rel[k].shape) != expected_ref[k])
     problems = []
     if unknown:
-        problems.append(f"{len(unknown)} unknown reference key(s) {sorted(unknown)[:10]}"
-                        + (" ..." if len(unknown) > 10 else ""))
+        problems.append(f"{len(unknown)} unknown reference key(s) {_listed(sorted(unknown))}")
     if missing:
         problems.append(f"{len(missing)} missing reference key(s) "
-                        f"{[root + k for k in missing[:10]]}"
-                        + (" ..." if len(missing) > 10 else ""))
+                        f"{_listed([root + k for k in missing])}")
     if shapes:
         problems.append("wrong shapes: " + ", ".join(
             f"{origin[k]} {tuple(rel[k].shape)} (expected {expected_ref[k]})"
@@ -522,14 +553,13 @@ def convert_state_dict(ref_state: Dict[str, torch.Tensor], fmt: str = "binaural"
                     f" {channels})")
         raise ValueError(f"checkpoint does not match the {fmt} GRAM-T layout{hint}: "
                          + "; ".join(problems))
+    return decoder_missing
 
-    report = {
-        "format": fmt, "prefix": root, "mapped": [], "dropped": [], "checks": [],
-        "source_dtypes": sorted({str(v.dtype).replace("torch.", "") for v in rel.values()
-                                 if v.is_floating_point()}),
-        "decoder": "missing: kept the fresh initialisation" if decoder_missing else "converted",
-        "rel_pos_tables_reversed": None,
-    }
+
+def _convert_tensors(rel: dict, origin: dict, model, report: dict,
+                     decoder_missing: bool) -> Dict[str, torch.Tensor]:
+    """Our state dict from the relative keys, each by its ``KEY_MAP`` transform; what is
+    mapped, dropped and checked goes into ``report``."""
     out: Dict[str, torch.Tensor] = {}
     tables: Dict[int, Dict[int, torch.Tensor]] = {}
     indices: Dict[int, Dict[int, torch.Tensor]] = {}
@@ -572,15 +602,7 @@ def convert_state_dict(ref_state: Dict[str, torch.Tensor], fmt: str = "binaural"
     if flipped_all:
         report["rel_pos_tables_reversed"] = all(flipped_all) if (
             all(flipped_all) or not any(flipped_all)) else "mixed"
-
-    want = {k: tuple(v.shape) for k, v in own.items()
-            if not (decoder_missing and k.startswith("decoder."))}
-    got = {k: tuple(v.shape) for k, v in out.items()}
-    if want != got:  # a bug in the key map, not in the checkpoint
-        raise RuntimeError(f"internal key map error: missing {sorted(set(want) - set(got))[:8]},"
-                           f" extra {sorted(set(got) - set(want))[:8]}, shapes "
-                           f"{[k for k in set(want) & set(got) if want[k] != got[k]][:8]}")
-    return out, report
+    return out
 
 
 def _feature_buffer_checks(sub: str, value: torch.Tensor, frontend) -> List[dict]:

@@ -277,27 +277,15 @@ class RecordingPlan:
                    label_threshold_db, mono_policy, seed)
 
 
-def export_recordings(
-    data_dir,
-    noise_dir,
-    out_root,
-    split: str,
-    render: RenderConfig,
-    sampling: RoomSampling,
-    num_recordings: int,
-    duration_seconds: float = 10.0,
-    events_per_recording: Sequence[int] = (2, 6),
-    max_polyphony: int = 2,
-    snr_range: Sequence[float] = (5, 40),
-    seed: int = 0,
-    fade_seconds: float = 0.2,
-    frame_seconds: float = 0.1,
-    label_threshold_db: float = -40,
-    kaldi_dir=None,
-    max_event_seconds: Optional[float] = None,
-    event_level_dbfs: Sequence[float] = (-30.0, -20.0),
-    mono_policy: str = "mean",
-) -> dict:
+def export_recordings(data_dir, noise_dir, out_root, split: str, render: RenderConfig,
+                      sampling: RoomSampling, num_recordings: int,
+                      duration_seconds: float = 10.0, events_per_recording: Sequence[int] = (2, 6),
+                      max_polyphony: int = 2, snr_range: Sequence[float] = (5, 40), seed: int = 0,
+                      fade_seconds: float = 0.2, frame_seconds: float = 0.1,
+                      label_threshold_db: float = -40, kaldi_dir=None,
+                      max_event_seconds: Optional[float] = None,
+                      event_level_dbfs: Sequence[float] = (-30.0, -20.0),
+                      mono_policy: str = "mean") -> dict:
     """Simulate ``num_recordings`` SELD recordings in DCASE/STARSS23 layout under ``out_root``.
 
     Recording ``r`` (``rng = np.random.default_rng([seed, r])``): a number of events drawn
@@ -322,13 +310,13 @@ def export_recordings(
 
     Resumable: a recording whose wav and CSV both exist is kept (the CSV is written after
     the wav, both atomically). ``kaldi_dir`` (optional) gets ``wav.scp``, ``utt2metadata``,
-    ``utt2num_samples``, ``utt2fs`` and ``utt2format`` of all ``num_recordings``.
-    Returns a summary dict.
+    ``utt2num_samples``, ``utt2fs`` and ``utt2format`` of all recordings. Returns a summary.
     """
     if not isinstance(render, RenderConfig) or not isinstance(sampling, RoomSampling):
         raise TypeError("render must be a RenderConfig and sampling a RoomSampling")
     if int(num_recordings) != num_recordings or num_recordings < 1:
         raise ValueError(f"--num_recordings must be a whole number >= 1, got {num_recordings}")
+    num_recordings = int(num_recordings)
     if not split or any(c.isspace() or c in "/\\" for c in split):
         raise ValueError(f"--split must be a folder name without spaces or slashes, got {split!r}")
     plan = RecordingPlan.check(render, duration_seconds, events_per_recording, max_polyphony,
@@ -352,46 +340,47 @@ def export_recordings(
         event_level_dbfs=plan.event_level_dbfs, mono_policy=mono_policy, classes=classes,
     )
     _guard_options(out_root / OPTIONS_DIR / f"{render.format}_{split}.json", options)
-
     simulate = _Simulation(plan, render, sampling, events_pool, noise_pool,
                            {name: i for i, name in enumerate(classes)})
-    summary = Counter()
-    tables: Dict[str, Dict[str, object]] = {
-        "wav.scp": {}, "utt2metadata": {}, "utt2num_samples": {}, "utt2fs": {}, "utt2format": {}
-    }
-    num_recordings = int(num_recordings)
-    log_every = max(1, num_recordings // 20)
-    for r in range(num_recordings):
-        name = recording_name(r)
-        wav_path, csv_path = audio_dir / f"{name}.wav", meta_dir / f"{name}.csv"
-        num_samples = _export_one(r, simulate, wav_path, csv_path, summary)
-        utt = f"{render.format}_{split}_{name}"
-        tables["wav.scp"][utt] = str(wav_path.resolve())
-        tables["utt2metadata"][utt] = str(csv_path.resolve())
-        tables["utt2num_samples"][utt] = num_samples
-        tables["utt2fs"][utt] = plan.fs
-        tables["utt2format"][utt] = render.format
-        if (r + 1) % log_every == 0 or r + 1 == num_recordings:
-            logger.info("%s/%s: %d of %d recordings done", audio_dir.parent.name, split, r + 1,
-                        num_recordings)
+    tables, summary = _export_all(num_recordings, simulate, audio_dir, meta_dir,
+                                  f"{render.format}_{split}")
     if kaldi_dir is not None:
         write_data_dir(kaldi_dir, tables)
     result = dict(
         num_recordings=num_recordings,
-        written=summary["written"],
-        skipped=summary["skipped"],
-        events=summary["events"],
-        dropped_events=summary["dropped_events"],
-        limited_peaks=summary["limited_peaks"],
+        **{k: summary[k] for k in ("written", "skipped", "events", "dropped_events",
+                                   "limited_peaks")},
         unusable_audio=dict(events_pool.skipped),
         unusable_noise=dict(noise_pool.skipped) if noise_pool is not None else {},
-        classes=classes,
-        audio_dir=str(audio_dir),
-        metadata_dir=str(meta_dir),
+        classes=classes, audio_dir=str(audio_dir), metadata_dir=str(meta_dir),
         kaldi_dir=str(kaldi_dir) if kaldi_dir is not None else None,
     )
     logger.info("export summary: %s", {k: v for k, v in result.items() if k != "classes"})
     return result
+
+
+def _export_all(num_recordings: int, simulate: "_Simulation", audio_dir: Path, meta_dir: Path,
+                prefix: str) -> Tuple[Dict[str, Dict[str, object]], Counter]:
+    """Every recording kept or exported: ``(Kaldi data-dir tables with utterance ids
+    <prefix>_<name>, counts)``."""
+    summary = Counter()
+    tables: Dict[str, Dict[str, object]] = {
+        "wav.scp": {}, "utt2metadata": {}, "utt2num_samples": {}, "utt2fs": {}, "utt2format": {}
+    }
+    log_every = max(1, num_recordings // 20)
+    for r in range(num_recordings):
+        name = recording_name(r)
+        wav_path, csv_path = audio_dir / f"{name}.wav", meta_dir / f"{name}.csv"
+        utt = f"{prefix}_{name}"
+        tables["utt2num_samples"][utt] = _export_one(r, simulate, wav_path, csv_path, summary)
+        tables["wav.scp"][utt] = str(wav_path.resolve())
+        tables["utt2metadata"][utt] = str(csv_path.resolve())
+        tables["utt2fs"][utt] = simulate.plan.fs
+        tables["utt2format"][utt] = simulate.render.format
+        if (r + 1) % log_every == 0 or r + 1 == num_recordings:
+            logger.info("%s/%s: %d of %d recordings done", audio_dir.parent.name,
+                        audio_dir.name, r + 1, num_recordings)
+    return tables, summary
 
 
 def _export_one(r: int, simulate: "_Simulation", wav_path: Path, csv_path: Path,

@@ -284,6 +284,256 @@ def parameter_counts(ours, theirs) -> dict:
     }
 
 
+class SideBySide:
+    """Our model and GRAM-T built from one config, with one batch of ``crops`` normalised
+    log-mel crops, their optimisers, masks and autocast; each pair of methods times the same
+    work on both sides (see the module docstring)."""
+
+    def __init__(self, gramt_source: str, config: str, crops: int, steps: int,
+                 device: str = "cpu", amp_dtype=None):
+        from espnet2_gram.frontend.spatial_features import per_crop_normalize
+        from espnet2_gram.tasks.gram import build_gram_model
+
+        _check_source(gramt_source)
+        self.config, self.crops, self.steps, self.device = config, crops, steps, device
+        self.amp_dtype = getattr(torch, amp_dtype) if isinstance(amp_dtype, str) else amp_dtype
+        self.dev = dev = torch.device(device)
+        torch.manual_seed(0)
+        random.seed(0)
+        conf = _read_config(config)
+        optim_conf = conf.get("optim_conf", {})
+        self.lr = float(optim_conf.get("lr", 2e-4))
+        self.betas = tuple(optim_conf.get("betas", (0.9, 0.95)))
+        self.weight_decay = float(optim_conf.get("weight_decay", 0.01))
+        self.ours = build_gram_model(config, model_conf={"crops_per_clip": 1}).to(dev)
+        self.enc, self.dec = enc, dec = self.ours.encoder, self.ours.decoder
+        dconf = conf.get("decoder_conf", {})
+        theirs, their_masker, self.notes = load_gramt(
+            gramt_source, in_channels=enc.in_channels, n_mels=enc.n_mels,
+            target_length=enc.crop_frames, patch_size=enc.patch_size,
+            encoder=(enc.dim, enc.depth, enc.heads),
+            decoder=(dec.dim, int(dconf.get("depth", 8)), int(dconf.get("heads", 8))),
+            windows=tuple(dconf.get("windows", (2, 5, 10, 25, 50, 100, 0, 0))),
+            mlp_ratio=float(dconf.get("mlp_ratio", 4.0)), mask_ratio=self.ours.masking.ratio,
+            sr=int(conf.get("frontend_conf", {}).get("fs", 32000)), lr=self.lr,
+            betas=self.betas, weight_decay=self.weight_decay)
+        self.theirs = theirs.to(dev)
+        self.grid, self.n_patches = enc.grid, enc.num_patches
+        self.n_masked = self.ours.masking.num_masked(self.grid)
+        self._check_same_task()
+        self.n_vis = self.n_patches - self.n_masked
+        self.ours_opt, self.their_opt = self._adamw(self.ours), self._adamw(self.theirs)
+        # One batch for both: normalised log-mel crops (B, C, F, T); GRAM-T takes (B, C, T, F).
+        feats = torch.randn(crops, enc.in_channels, enc.n_mels, enc.crop_frames, device=dev)
+        self.x = per_crop_normalize(feats * 3 - 5)
+        self.x_theirs = self.x.transpose(2, 3).contiguous()
+        self.n_mask_pool = steps + 2
+        self.their_masks = [their_masker(None, crops, self.n_patches).to(dev)
+                            for _ in range(self.n_mask_pool)]
+        self.their_mask_index = itertools.count()
+        self.fixed_mask = self.ours.masking(crops, self.grid, device=dev)
+        self.tokens = torch.randn(crops, 1 + self.n_vis, enc.dim, device=dev, requires_grad=True)
+        half = self.amp_dtype in (torch.float16, torch.bfloat16)
+        self.use_flash = dev.type == "cpu" or half
+        self.results: Dict[str, dict] = {}
+
+    def _check_same_task(self) -> None:
+        theirs = self.theirs
+        if (theirs.p_f_dim, theirs.p_t_dim) != tuple(self.grid):
+            raise RuntimeError(f"patch grids differ: ours {self.grid}, GRAM-T"
+                               f" {(theirs.p_f_dim, theirs.p_t_dim)}")
+        if self.n_masked != self.notes["mask_patch"]:
+            raise RuntimeError(f"masked patches differ: ours {self.n_masked}, GRAM-T"
+                               f" {self.notes['mask_patch']}")
+
+    def _adamw(self, model):
+        return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                 lr=self.lr, betas=self.betas, weight_decay=self.weight_decay,
+                                 fused=self.dev.type == "cuda")
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.dev.type, dtype=self.amp_dtype)
+
+    def their_sdpa(self):
+        """Flash attention as GRAM-T's training_step asks (none in float32 on CUDA)."""
+        if not self.use_flash:
+            return contextlib.nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.FLASH_ATTENTION)
+
+    # ---------------------------------------------------------------- full training step
+    def ours_step(self):
+        from espnet2_gram.frontend.spatial_features import per_crop_normalize
+        from espnet2_gram.gram.loss import masked_patch_mse
+        from espnet2_gram.gram.patching import patchify
+
+        ours, enc = self.ours, self.enc
+        self.ours_opt.zero_grad(set_to_none=True)
+        with self.autocast():
+            crops_n = per_crop_normalize(self.x)
+            target = patchify(crops_n, enc.patch_size)
+            mask = ours.masking(self.crops, self.grid, device=self.dev)
+            pred = self.dec(enc(crops_n, mask, self.n_vis), mask, self.n_vis)
+            loss = masked_patch_mse(pred.float(), target.float(), mask, enc.in_channels)
+        ours.check_loss(loss, self.crops)  # as in training: no host sync on a GPU
+        loss.backward()
+        self.ours_opt.step()
+
+    def their_step(self):
+        self.their_opt.zero_grad(set_to_none=True)
+        mask = self.their_masks[next(self.their_mask_index) % self.n_mask_pool]
+        with self.autocast(), self.their_sdpa():
+            _, _, loss = self.theirs.forward(self.x_theirs, mask)
+        loss.backward()
+        self.their_opt.step()
+
+    # ---------------------------------------------------------------------- decoder alone
+    def ours_decoder(self):
+        self.dec.zero_grad(set_to_none=True)
+        self.tokens.grad = None
+        with self.autocast():
+            pred = self.dec(self.tokens, self.fixed_mask, self.n_vis)
+        pred.float().square().mean().backward()
+
+    def their_decoder(self):
+        self.theirs.zero_grad(set_to_none=True)
+        self.tokens.grad = None
+        with self.autocast(), self.their_sdpa():
+            pred = self.theirs.pass_through_decoder(self.tokens, ~self.their_masks[0],
+                                                    self.crops)
+        pred.float().square().mean().backward()
+
+    # ---------------------------------------------------------------------- encoder alone
+    def ours_encoder(self):
+        self.enc.zero_grad(set_to_none=True)
+        with self.autocast():
+            out = self.enc(self.x, self.fixed_mask, self.n_vis)
+        out.float().square().mean().backward()
+
+    def their_encoder(self):
+        theirs = self.theirs
+        theirs.zero_grad(set_to_none=True)
+        with self.autocast(), self.their_sdpa():
+            patches = theirs.patch_strategy.embed(self.x, theirs.patch_embed)
+            out = theirs.pass_through_encoder(patches, ~self.their_masks[0], self.crops)
+        out.float().square().mean().backward()
+
+    # --------------------------------------------------------------------------- encoding
+    def ours_encoding(self):
+        with torch.no_grad(), self.autocast():
+            self.enc.extract(self.x, strategy="mean")
+
+    def their_encoding(self):
+        with torch.no_grad(), self.autocast():
+            self.theirs.get_audio_representation(self.x_theirs, strategy="mean")
+
+    # ------------------------------------------------------------------------------ timing
+    def item(self, name: str, timed: Dict[str, float]) -> dict:
+        """Record (and print) one timed item of both sides."""
+        ours, theirs = timed["ours"], timed["theirs"]
+        row = {"ours_s": ours, "theirs_s": theirs, "ratio": ours / theirs,
+               "ours_crops_per_s": self.crops / ours, "theirs_crops_per_s": self.crops / theirs}
+        self.results[name] = row
+        print(f"{name}: ours {ours:.3f} s, GRAM-T {theirs:.3f} s, ratio {row['ratio']:.3f}",
+              flush=True)
+        return row
+
+    def time_pair(self, name: str, ours: Callable, theirs: Callable, **kw) -> dict:
+        return self.item(name, interleave({"ours": ours, "theirs": theirs}, self.steps,
+                                          self.device, **kw))
+
+    def time_decoder(self) -> None:
+        """The decoder, in our default form and in each ``window_attention`` form."""
+        from espnet2_gram.gram import attention
+
+        switch = getattr(attention, "set_window_attention", None)
+        forms = [f for f in getattr(attention, "WINDOW_ATTENTION", ()) if f != "auto"] \
+            if switch is not None else []
+        our_attn = [m for m in self.dec.modules() if isinstance(m, attention.Attention)]
+        default = [getattr(m, "window_attention", None) for m in our_attn]
+
+        def in_form(form):
+            def run_form():
+                switch(self.dec, form)
+                try:
+                    self.ours_decoder()
+                finally:
+                    for m, kept in zip(our_attn, default):
+                        m.window_attention = kept
+            return run_form
+
+        fns = {"ours": self.ours_decoder, "theirs": self.their_decoder,
+               **{f"ours_{form}": in_form(form) for form in forms}}
+        timed = interleave(fns, self.steps, self.device)
+        row = self.item("decoder", timed)
+        if forms:
+            row["forms"] = {form: {"ours_s": timed[f"ours_{form}"],
+                                   "ratio": timed[f"ours_{form}"] / timed["theirs"]}
+                            for form in forms}
+            row["default_form"] = sorted({str(f) for f in default})
+            for form, f in row["forms"].items():
+                print(f"  decoder, window_attention={form}: ours {f['ours_s']:.3f} s,"
+                      f" ratio {f['ratio']:.3f}", flush=True)
+
+    def time_compiled_step(self) -> None:
+        """The step again after each side's own compilation (with its time)."""
+        seconds = {}
+        for name, compile_model, step in (("ours", self.ours.compile_parts, self.ours_step),
+                                          ("theirs", self.theirs._compile_operations,
+                                           self.their_step)):
+            start = time.perf_counter()
+            compile_model()
+            step()
+            if self.dev.type == "cuda":
+                torch.cuda.synchronize(self.dev)
+            seconds[name] = time.perf_counter() - start
+        row = self.time_pair("step_compiled", self.ours_step, self.their_step, warmup=2)
+        row.update(ours_compile_s=seconds["ours"], theirs_compile_s=seconds["theirs"])
+
+    def run(self, compiled: bool = False) -> dict:
+        ours, theirs = self.ours, self.theirs
+        ours.train(), theirs.train()
+        self.time_pair("step", self.ours_step, self.their_step)
+        self.time_decoder()
+        self.time_pair("encoder", self.ours_encoder, self.their_encoder)
+        ours.eval(), theirs.eval()
+        self.time_pair("encoding", self.ours_encoding, self.their_encoding)
+        ours.train(), theirs.train()
+        if compiled:
+            self.time_compiled_step()
+        return self.summary()
+
+    def summary(self) -> dict:
+        dev, amp = self.dev, self.amp_dtype
+        return {
+            "what": "our GRAM pretraining model vs the authors' GRAM-T, same batch of"
+                    " normalised log-mel crops (frontend excluded for both), same mask ratio"
+                    " and AdamW; ratio = ours / theirs (< 1: ours faster); medians of"
+                    " interleaved timings",
+            "config": str(self.config), "crops": self.crops, "steps": self.steps,
+            "crop_shape": list(self.x.shape), "mask_ratio": self.ours.masking.ratio,
+            "masked_patches": self.n_masked, "patches": self.n_patches,
+            "optimizer": {"name": "AdamW", "lr": self.lr, "betas": list(self.betas),
+                          "weight_decay": self.weight_decay},
+            "device": str(dev), "device_name": (torch.cuda.get_device_name(dev)
+                                                 if dev.type == "cuda" else "cpu"),
+            "amp_dtype": str(amp).replace("torch.", "") if amp is not None else None,
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "gramt_sdpa": ("sdpa_kernel(FLASH_ATTENTION), as their training_step"
+                           if self.use_flash else
+                           "default SDPA dispatch (no float32 flash on CUDA)"),
+            "items": self.results,
+            "parameters": parameter_counts(self.ours, self.theirs),
+            "gramt": {"import_notes": self.notes,
+                      "step_calls": "GRAMT.forward(x, mask) -> loss; loss.backward();"
+                                    " AdamW.step() (training_step's _prepare_batch, scene"
+                                    " synthesis and features, replaced by the shared crops)"},
+        }
+
+
 def side_by_side(gramt_source: str, config: str, crops: int, steps: int, device: str = "cpu",
                  amp_dtype=None, compiled: bool = False) -> dict:
     """Time our model against GRAM-T on one batch of ``crops`` normalised log-mel crops.
@@ -293,221 +543,7 @@ def side_by_side(gramt_source: str, config: str, crops: int, steps: int, device:
     ``compiled`` adds ``step_compiled``: the step again after each side's own compilation
     (``compile_parts`` / GRAM-T's ``_compile_operations``, as their training config does).
     """
-    _check_source(gramt_source)
-    from espnet2_gram.frontend.spatial_features import per_crop_normalize
-    from espnet2_gram.gram import attention
-    from espnet2_gram.gram.loss import masked_patch_mse
-    from espnet2_gram.gram.patching import patchify
-    from espnet2_gram.tasks.gram import build_gram_model
-
-    if isinstance(amp_dtype, str):
-        amp_dtype = getattr(torch, amp_dtype)
-    dev = torch.device(device)
-    torch.manual_seed(0)
-    random.seed(0)
-    conf = _read_config(config)
-    optim_conf = conf.get("optim_conf", {})
-    lr = float(optim_conf.get("lr", 2e-4))
-    betas = tuple(optim_conf.get("betas", (0.9, 0.95)))
-    weight_decay = float(optim_conf.get("weight_decay", 0.01))
-
-    ours = build_gram_model(config, model_conf={"crops_per_clip": 1}).to(dev)
-    enc, dec = ours.encoder, ours.decoder
-    dconf = conf.get("decoder_conf", {})
-    windows = tuple(dconf.get("windows", (2, 5, 10, 25, 50, 100, 0, 0)))
-    theirs, their_masker, notes = load_gramt(
-        gramt_source, in_channels=enc.in_channels, n_mels=enc.n_mels,
-        target_length=enc.crop_frames, patch_size=enc.patch_size,
-        encoder=(enc.dim, enc.depth, enc.heads),
-        decoder=(dec.dim, int(dconf.get("depth", 8)), int(dconf.get("heads", 8))),
-        windows=windows, mlp_ratio=float(dconf.get("mlp_ratio", 4.0)),
-        mask_ratio=ours.masking.ratio, sr=int(conf.get("frontend_conf", {}).get("fs", 32000)),
-        lr=lr, betas=betas, weight_decay=weight_decay)
-    theirs = theirs.to(dev)
-    grid, n_patches = enc.grid, enc.num_patches
-    if (theirs.p_f_dim, theirs.p_t_dim) != tuple(grid):
-        raise RuntimeError(f"patch grids differ: ours {grid}, GRAM-T"
-                           f" {(theirs.p_f_dim, theirs.p_t_dim)}")
-    n_masked = ours.masking.num_masked(grid)
-    if n_masked != notes["mask_patch"]:
-        raise RuntimeError(f"masked patches differ: ours {n_masked}, GRAM-T"
-                           f" {notes['mask_patch']}")
-    channels = enc.in_channels
-
-    def adamw(model):
-        return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
-                                 betas=betas, weight_decay=weight_decay,
-                                 fused=dev.type == "cuda")
-
-    ours_opt, their_opt = adamw(ours), adamw(theirs)
-
-    # One batch for both: normalised log-mel crops (B, C, F, T); GRAM-T takes (B, C, T, F).
-    feats = torch.randn(crops, channels, enc.n_mels, enc.crop_frames, device=dev) * 3 - 5
-    x = per_crop_normalize(feats)
-    x_theirs = x.transpose(2, 3).contiguous()
-    n_mask_pool = steps + 2
-    their_masks = [their_masker(None, crops, n_patches).to(dev) for _ in range(n_mask_pool)]
-    their_mask_index = itertools.count()
-    fixed_mask = ours.masking(crops, grid, device=dev)
-    n_vis = n_patches - n_masked
-
-    autocast = (lambda: torch.autocast(dev.type, dtype=amp_dtype)) if amp_dtype is not None \
-        else contextlib.nullcontext
-    half = amp_dtype in (torch.float16, torch.bfloat16)
-    use_flash = dev.type == "cpu" or half
-    if use_flash:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        their_sdpa = lambda: sdpa_kernel(SDPBackend.FLASH_ATTENTION)  # noqa: E731
-    else:
-        their_sdpa = contextlib.nullcontext
-
-    # ---------------------------------------------------------------- full training step
-    def ours_step():
-        ours_opt.zero_grad(set_to_none=True)
-        with autocast():
-            crops_n = per_crop_normalize(x)
-            target = patchify(crops_n, enc.patch_size)
-            mask = ours.masking(crops, grid, device=dev)
-            pred = dec(enc(crops_n, mask, n_vis), mask, n_vis)
-            loss = masked_patch_mse(pred.float(), target.float(), mask, channels)
-        ours.check_loss(loss, crops)  # as in training: no host sync on a GPU
-        loss.backward()
-        ours_opt.step()
-
-    def their_step():
-        their_opt.zero_grad(set_to_none=True)
-        mask = their_masks[next(their_mask_index) % n_mask_pool]
-        with autocast(), their_sdpa():
-            _, _, loss = theirs.forward(x_theirs, mask)
-        loss.backward()
-        their_opt.step()
-
-    # ---------------------------------------------------------------------- decoder alone
-    tokens = torch.randn(crops, 1 + n_vis, enc.dim, device=dev, requires_grad=True)
-    their_fixed_mask = their_masks[0]
-
-    def ours_decoder():
-        dec.zero_grad(set_to_none=True)
-        tokens.grad = None
-        with autocast():
-            pred = dec(tokens, fixed_mask, n_vis)
-        pred.float().square().mean().backward()
-
-    def their_decoder():
-        theirs.zero_grad(set_to_none=True)
-        tokens.grad = None
-        with autocast(), their_sdpa():
-            pred = theirs.pass_through_decoder(tokens, ~their_fixed_mask, crops)
-        pred.float().square().mean().backward()
-
-    # ---------------------------------------------------------------------- encoder alone
-    def ours_encoder():
-        enc.zero_grad(set_to_none=True)
-        with autocast():
-            out = enc(x, fixed_mask, n_vis)
-        out.float().square().mean().backward()
-
-    def their_encoder():
-        theirs.zero_grad(set_to_none=True)
-        with autocast(), their_sdpa():
-            patches = theirs.patch_strategy.embed(x, theirs.patch_embed)
-            out = theirs.pass_through_encoder(patches, ~their_fixed_mask, crops)
-        out.float().square().mean().backward()
-
-    # --------------------------------------------------------------------------- encoding
-    def ours_encoding():
-        with torch.no_grad(), autocast():
-            enc.extract(x, strategy="mean")
-
-    def their_encoding():
-        with torch.no_grad(), autocast():
-            theirs.get_audio_representation(x_theirs, strategy="mean")
-
-    results: Dict[str, dict] = {}
-
-    def item(name, timed: Dict[str, float]):
-        row = {"ours_s": timed["ours"], "theirs_s": timed["theirs"],
-               "ratio": timed["ours"] / timed["theirs"],
-               "ours_crops_per_s": crops / timed["ours"],
-               "theirs_crops_per_s": crops / timed["theirs"]}
-        results[name] = row
-        print(f"{name}: ours {row['ours_s']:.3f} s, GRAM-T {row['theirs_s']:.3f} s,"
-              f" ratio {row['ratio']:.3f}", flush=True)
-        return row
-
-    ours.train(), theirs.train()
-    item("step", interleave({"ours": ours_step, "theirs": their_step}, steps, device))
-    switch = getattr(attention, "set_window_attention", None)
-    dec_fns = {"ours": ours_decoder, "theirs": their_decoder}
-    forms = [f for f in getattr(attention, "WINDOW_ATTENTION", ()) if f != "auto"] \
-        if switch is not None else []
-    our_attn = [m for m in dec.modules() if isinstance(m, attention.Attention)]
-    default = [getattr(m, "window_attention", None) for m in our_attn]
-
-    def restore():
-        for m, form in zip(our_attn, default):
-            m.window_attention = form
-
-    for form in forms:
-        def ours_form(form=form):
-            switch(dec, form)
-            try:
-                ours_decoder()
-            finally:
-                restore()
-        dec_fns[f"ours_{form}"] = ours_form
-    timed = interleave(dec_fns, steps, device)
-    item("decoder", timed)
-    if forms:
-        results["decoder"]["forms"] = {
-            form: {"ours_s": timed[f"ours_{form}"],
-                   "ratio": timed[f"ours_{form}"] / timed["theirs"]} for form in forms}
-        results["decoder"]["default_form"] = sorted({str(f) for f in default})
-        for form in forms:
-            print(f"  decoder, window_attention={form}: ours {timed[f'ours_{form}']:.3f} s,"
-                  f" ratio {timed[f'ours_{form}'] / timed['theirs']:.3f}", flush=True)
-    item("encoder", interleave({"ours": ours_encoder, "theirs": their_encoder}, steps, device))
-    ours.eval(), theirs.eval()
-    item("encoding", interleave({"ours": ours_encoding, "theirs": their_encoding}, steps,
-                                device))
-    ours.train(), theirs.train()
-    if compiled:
-        seconds = {}
-        for name, compile_model, step in (("ours", ours.compile_parts, ours_step),
-                                          ("theirs", theirs._compile_operations, their_step)):
-            start = time.perf_counter()
-            compile_model()
-            step()
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            seconds[name] = time.perf_counter() - start
-        row = item("step_compiled", interleave({"ours": ours_step, "theirs": their_step}, steps,
-                                               device, warmup=2))
-        row.update(ours_compile_s=seconds["ours"], theirs_compile_s=seconds["theirs"])
-
-    return {
-        "what": "our GRAM pretraining model vs the authors' GRAM-T, same batch of normalised"
-                " log-mel crops (frontend excluded for both), same mask ratio and AdamW;"
-                " ratio = ours / theirs (< 1: ours faster); medians of interleaved timings",
-        "config": str(config), "crops": crops, "steps": steps,
-        "crop_shape": list(x.shape), "mask_ratio": ours.masking.ratio,
-        "masked_patches": n_masked, "patches": n_patches,
-        "optimizer": {"name": "AdamW", "lr": lr, "betas": list(betas),
-                      "weight_decay": weight_decay},
-        "device": str(dev), "device_name": (torch.cuda.get_device_name(dev)
-                                             if dev.type == "cuda" else "cpu"),
-        "amp_dtype": str(amp_dtype).replace("torch.", "") if amp_dtype is not None else None,
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "gramt_sdpa": ("sdpa_kernel(FLASH_ATTENTION), as their training_step"
-                       if use_flash else "default SDPA dispatch (no float32 flash on CUDA)"),
-        "items": results,
-        "parameters": parameter_counts(ours, theirs),
-        "gramt": {"import_notes": notes,
-                  "step_calls": "GRAMT.forward(x, mask) -> loss; loss.backward();"
-                                " AdamW.step() (training_step's _prepare_batch, scene"
-                                " synthesis and features, replaced by the shared crops)"},
-    }
+    return SideBySide(gramt_source, config, crops, steps, device, amp_dtype).run(compiled)
 
 
 def main(argv=None) -> None:

@@ -1,5 +1,6 @@
 """The package's structure: no import cycles between its modules, counting the imports made
-inside functions (a lazy import hides a cycle from Python, not from a reader)."""
+inside functions (a lazy import hides a cycle from Python, not from a reader), and no function
+longer than 80 lines."""
 
 import ast
 from pathlib import Path
@@ -72,3 +73,14 @@ def test_no_import_cycles_in_the_package():
     assert "espnet2_gram.tasks.gram" in graph["espnet2_gram.packing"]  # ... lazy ones too
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{module_name(path)}.{node.name}: {lines} lines")
+    assert not long, long

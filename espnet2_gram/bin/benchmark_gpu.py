@@ -97,6 +97,22 @@ SDPA_OPS = {
 }
 
 
+def wait_jobs(procs, timeout) -> list:
+    """Wait for each ``(process, log, job)``, killing one that outlives ``timeout()`` seconds;
+    closes the logs; returns the numbers of the jobs that failed."""
+    failed = []
+    for proc, log, j in procs:
+        try:
+            rc = proc.wait(timeout=timeout())
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        log.close()
+        if rc != 0:
+            failed.append(j)
+    return failed
+
+
 class Skip(Exception):
     """A section (or part) that does not fit the budget or lacks what it needs."""
 
@@ -343,7 +359,6 @@ class Benchmark:
     def data_section(self, allowance: float) -> dict:
         import yaml
 
-        s = self.s
         root = self.work / "data"
         deadline = self.elapsed() + allowance
         cfg = yaml.safe_load(Path(self.config).read_text())
@@ -355,6 +370,44 @@ class Benchmark:
         # written and ESPnet is imported meanwhile.
         t = time.perf_counter()
         bank = root / "rir_bank"
+        procs, jobs = self.start_bank_jobs(bank, fmt, fs)
+        try:
+            scps = self.write_sets(root, clip_s, fs, out)
+            import espnet2.train.dataset  # noqa: F401  (imports overlap the bank jobs)
+            import espnet2_gram.tasks.gram  # noqa: F401
+        finally:
+            failed = wait_jobs(procs, lambda: max(5.0, deadline - self.elapsed()))
+        method = "early"
+        if failed:
+            # The rest of the benchmark still gets scenes: a synthetic bank (direct path with
+            # interaural delays and an exponential tail) in the same format, recorded as such.
+            text = (bank / "log" / f"make_rir_bank.{failed[0]}.log").read_text(errors="replace")
+            reason = (f"make_rir_bank jobs {failed} failed: "
+                      + " | ".join(text.strip().splitlines()[-2:]))[:600]
+            out["bank_error"] = reason
+            self.log(f"data: {reason}; writing a synthetic bank instead")
+            method = "synthetic (make_rir_bank failed, see bank_error)"
+            write_synthetic_bank(bank, self.s["bank_packs"], fs, fmt, keep=bank / "log")
+        from espnet2_gram.simulation.rir_bank import merge_bank  # what --merge true runs
+
+        info = merge_bank(bank)
+        out["bank"] = {"packs": info["num_packs"], "rirs": info["num_rirs"], "method": method,
+                       "jobs": jobs, "config": BANK_CONFIG, "seconds": time.perf_counter() - t,
+                       "rt60_target_mean": info["rt60_target_mean"]}
+        self.log(f"data: bank of {info['num_packs']} packs ({info['num_rirs']} RIRs) in"
+                 f" {out['bank']['seconds']:.1f} s (with the sets and imports alongside)")
+        noise_scp, train_scp, valid_scp = scps
+        self.data = {"bank_dir": str(bank), "noise_scp": str(noise_scp),
+                     "train_scp": str(train_scp), "valid_scp": str(valid_scp),
+                     "train_uids": [ln.split()[0] for ln in train_scp.read_text().splitlines()],
+                     "samples": int(clip_s * fs), "channels": num_channels(fmt),
+                     "rir_samples": max_rir_samples(bank)}
+        out["loader"] = self.time_loaders(deadline)
+        return out
+
+    def start_bank_jobs(self, bank: Path, fmt: str, fs: int) -> tuple:
+        """``(processes with their logs and job numbers, job count)`` of make_rir_bank."""
+        s = self.s
         if bank.exists():
             import shutil
             shutil.rmtree(bank)
@@ -370,76 +423,45 @@ class Benchmark:
             procs.append((subprocess.Popen(common + ["--job_index", str(j)], stdout=log,
                                            stderr=subprocess.STDOUT, cwd=REPO,
                                            env=self.subprocess_env()), log, j))
-        try:
-            t_sets = time.perf_counter()
-            noise_scp = write_noise_set(root / "noise", s["noises"], s["noise_s"], fs)
-            train_scp = write_source_set(root / "train", "src", s["sources"], clip_s,
-                                         s["source_extra_s"], fs, seed=1)
-            valid_scp = write_source_set(root / "valid", "dev", s["valid_sources"], clip_s,
-                                         s["source_extra_s"], fs, seed=2)
-            out["sets"] = {"noise_files": s["noises"], "noise_seconds": s["noise_s"],
-                           "train_clips": s["sources"], "valid_clips": s["valid_sources"],
-                           "clip_seconds": f"{clip_s:g}-{clip_s + s['source_extra_s']:g}",
-                           "seconds": time.perf_counter() - t_sets}
-            self.log(f"data: {s['sources']} + {s['valid_sources']} source clips and"
-                     f" {s['noises']} noise files in {out['sets']['seconds']:.1f} s")
-            import espnet2.train.dataset  # noqa: F401  (imports overlap the bank jobs)
-            import espnet2_gram.tasks.gram  # noqa: F401
-        finally:
-            failed = []
-            for proc, log, j in procs:
-                try:
-                    rc = proc.wait(timeout=max(5.0, deadline - self.elapsed()))
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    rc = proc.wait()
-                log.close()
-                if rc != 0:
-                    failed.append(j)
-        method = "early"
-        if failed:
-            # The rest of the benchmark still gets scenes: a synthetic bank (direct path with
-            # interaural delays and an exponential tail) in the same format, recorded as such.
-            text = (bank / "log" / f"make_rir_bank.{failed[0]}.log").read_text(errors="replace")
-            reason = (f"make_rir_bank jobs {failed} failed: "
-                      + " | ".join(text.strip().splitlines()[-2:]))[:600]
-            out["bank_error"] = reason
-            self.log(f"data: {reason}; writing a synthetic bank instead")
-            method = "synthetic (make_rir_bank failed, see bank_error)"
-            logs = bank / "log"
-            write_synthetic_bank(bank, s["bank_packs"], fs, fmt, keep=logs)
-        from espnet2_gram.simulation.rir_bank import merge_bank  # what --merge true runs
+        return procs, jobs
 
-        info = merge_bank(bank)
-        out["bank"] = {"packs": info["num_packs"], "rirs": info["num_rirs"], "method": method,
-                       "jobs": jobs, "config": BANK_CONFIG, "seconds": time.perf_counter() - t,
-                       "rt60_target_mean": info["rt60_target_mean"]}
-        self.log(f"data: bank of {info['num_packs']} packs ({info['num_rirs']} RIRs) in"
-                 f" {out['bank']['seconds']:.1f} s (with the sets and imports alongside)")
-        self.data = {"bank_dir": str(bank), "noise_scp": str(noise_scp),
-                     "train_scp": str(train_scp), "valid_scp": str(valid_scp),
-                     "train_uids": [ln.split()[0] for ln in train_scp.read_text().splitlines()],
-                     "samples": int(clip_s * fs), "channels": num_channels(fmt),
-                     "rir_samples": max_rir_samples(bank)}
-        # The loader alone, both ways of mixing.
-        out["loader"] = []
+    def write_sets(self, root: Path, clip_s: float, fs: int, out: dict) -> tuple:
+        """The noise, training and validation source sets: their scp files."""
+        s = self.s
+        t_sets = time.perf_counter()
+        noise_scp = write_noise_set(root / "noise", s["noises"], s["noise_s"], fs)
+        train_scp = write_source_set(root / "train", "src", s["sources"], clip_s,
+                                     s["source_extra_s"], fs, seed=1)
+        valid_scp = write_source_set(root / "valid", "dev", s["valid_sources"], clip_s,
+                                     s["source_extra_s"], fs, seed=2)
+        out["sets"] = {"noise_files": s["noises"], "noise_seconds": s["noise_s"],
+                       "train_clips": s["sources"], "valid_clips": s["valid_sources"],
+                       "clip_seconds": f"{clip_s:g}-{clip_s + s['source_extra_s']:g}",
+                       "seconds": time.perf_counter() - t_sets}
+        self.log(f"data: {s['sources']} + {s['valid_sources']} source clips and"
+                 f" {s['noises']} noise files in {out['sets']['seconds']:.1f} s")
+        return noise_scp, train_scp, valid_scp
+
+    def time_loaders(self, deadline: float) -> list:
+        """The loader alone, both ways of mixing; a failure of either is an error."""
+        rows = []
         for mix_on_device in (True, False):
-            budget = min(s["loader_cap_s"], (deadline - self.elapsed()) / 2)
+            budget = min(self.s["loader_cap_s"], (deadline - self.elapsed()) / 2)
             if budget < 1:
-                out["loader"].append({"mix_on_device": mix_on_device, "status": "skipped",
-                                      "reason": "data section out of time"})
+                rows.append({"mix_on_device": mix_on_device, "status": "skipped",
+                             "reason": "data section out of time"})
                 continue
             try:
-                out["loader"].append(self.time_loader(
-                    mix_on_device, self.workers(s["loader_batch"], mix_on_device), budget))
+                rows.append(self.time_loader(
+                    mix_on_device, self.workers(self.s["loader_batch"], mix_on_device), budget))
             except Exception as e:
-                out["loader"].append({"mix_on_device": mix_on_device, "status": "error",
-                                      "error": first_line(e)})
+                rows.append({"mix_on_device": mix_on_device, "status": "error",
+                             "error": first_line(e)})
                 self.log(f"data: loader mix_on_device={mix_on_device} ERROR {first_line(e)}")
-        errors = [r for r in out["loader"] if r.get("status") == "error"]
+        errors = [r for r in rows if r.get("status") == "error"]
         if errors:
             raise RuntimeError(f"the loader failed: {errors[0]['error']}")
-        return out
+        return rows
 
     def time_loader(self, mix_on_device: bool, workers: int, cap_s: float) -> dict:
         s = self.s
@@ -741,36 +763,12 @@ class Benchmark:
 
     # ------------------------------------------------------------------ f. trainer
     def trainer(self, allowance: float) -> dict:
-        import yaml
-
         s, deadline = self.sizes_and_deadline(allowance)
         root = self.work / "trainer"
-        for split, scp in (("train", self.data["train_scp"]), ("valid", self.data["valid_scp"])):
-            d = root / "data" / split
-            d.mkdir(parents=True, exist_ok=True)
-            (d / "wav.scp").write_text(Path(scp).read_text())
         iters = s["trainer_iters"]
         if self.cuda and allowance < 150:  # keep to the budget with fewer iterations
             iters = max(20, int(iters * max(0.2, (allowance - 50) / 100)))
-        cfg = yaml.safe_load(Path(self.config).read_text())
-        lr = cfg.get("optim_conf", {}).get("lr", 2e-4)
-        total = iters * 3
-        cfg.update(
-            batch_size=s["trainer_batch"], num_iters_per_epoch=iters, max_epoch=2,
-            num_workers=self.workers(s["trainer_batch"], self.cuda), use_matplotlib=False,
-            use_tensorboard=False,
-            keep_nbest_models=1, num_att_plot=0,
-            scheduler="cosineannealingwarmuprestarts",
-            scheduler_conf={"first_cycle_steps": total, "warmup_steps": max(1, iters // 10),
-                            "max_lr": lr, "min_lr": lr / 10},
-        )
-        cfg["model_conf"] = {**cfg.get("model_conf", {}), "crops_per_clip": s["crops_per_clip"]}
-        cfg["scene_conf"] = {**cfg.get("scene_conf", {}), "bank_dir": self.data["bank_dir"],
-                             "noise_scp": self.data["noise_scp"], "mix_on_device": self.cuda}
-        if self.cuda:
-            cfg["use_amp"] = True
-        config = root / "train.yaml"
-        config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        config, cfg = self.trainer_config(root, iters)
         exp = root / "exp"
         if exp.exists():
             import shutil
@@ -806,6 +804,50 @@ class Benchmark:
             out["iters_per_s_epoch2"] = iters / epochs[2]["seconds"]
         self.log(f"trainer: losses {out['loss_first_epoch']} -> {out['loss_last_epoch']} in"
                  f" {out['run1_wall_s']:.1f} s")
+        self.resumed_run(cmd, root, deadline, out)
+        problems = []
+        if not out["loss_decreased"]:
+            problems.append(f"the last epoch's loss {out['loss_last_epoch']} is not below the"
+                            f" first's {out['loss_first_epoch']}")
+        if not out["resume"]["continued_from_saved_epoch"]:
+            problems.append(f"the resumed run did not continue from epoch 2: {out['resume']}")
+        if problems:
+            out["problems"] = problems
+            raise SectionError("; ".join(problems), out)
+        return out
+
+    def trainer_config(self, root: Path, iters: int) -> tuple:
+        """The data dirs and the training YAML of the trainer section: ``(path, mapping)``."""
+        import yaml
+
+        s = self.s
+        for split, scp in (("train", self.data["train_scp"]), ("valid", self.data["valid_scp"])):
+            d = root / "data" / split
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "wav.scp").write_text(Path(scp).read_text())
+        cfg = yaml.safe_load(Path(self.config).read_text())
+        lr = cfg.get("optim_conf", {}).get("lr", 2e-4)
+        total = iters * 3
+        cfg.update(
+            batch_size=s["trainer_batch"], num_iters_per_epoch=iters, max_epoch=2,
+            num_workers=self.workers(s["trainer_batch"], self.cuda), use_matplotlib=False,
+            use_tensorboard=False,
+            keep_nbest_models=1, num_att_plot=0,
+            scheduler="cosineannealingwarmuprestarts",
+            scheduler_conf={"first_cycle_steps": total, "warmup_steps": max(1, iters // 10),
+                            "max_lr": lr, "min_lr": lr / 10},
+        )
+        cfg["model_conf"] = {**cfg.get("model_conf", {}), "crops_per_clip": s["crops_per_clip"]}
+        cfg["scene_conf"] = {**cfg.get("scene_conf", {}), "bank_dir": self.data["bank_dir"],
+                             "noise_scp": self.data["noise_scp"], "mix_on_device": self.cuda}
+        if self.cuda:
+            cfg["use_amp"] = True
+        config = root / "train.yaml"
+        config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        return config, cfg
+
+    def resumed_run(self, cmd: list, root: Path, deadline: float, out: dict) -> None:
+        """One more epoch after ``--resume``: whether it continued from the saved epoch."""
         t = time.perf_counter()
         second = self.run_logged(cmd + ["--max_epoch", "3"], root / "resume.log",
                                  deadline - self.elapsed())
@@ -825,16 +867,6 @@ class Benchmark:
             and sorted(again) == [3])
         out["epochs"].update(again)
         self.log(f"trainer: resume {out['resume']} in {out['run2_wall_s']:.1f} s")
-        problems = []
-        if not out["loss_decreased"]:
-            problems.append(f"the last epoch's loss {out['loss_last_epoch']} is not below the"
-                            f" first's {out['loss_first_epoch']}")
-        if not out["resume"]["continued_from_saved_epoch"]:
-            problems.append(f"the resumed run did not continue from epoch 2: {out['resume']}")
-        if problems:
-            out["problems"] = problems
-            raise SectionError("; ".join(problems), out)
-        return out
 
     # ------------------------------------------------------------------ d. attention forms
     def attention(self, allowance: float) -> dict:

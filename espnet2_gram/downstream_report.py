@@ -26,47 +26,16 @@ from .localization.seld_metrics import LENGTH_FROM
 from .utils.fileio import atomic_open
 from .formats import FORMATS
 from .downstream_runs import SNAPSHOT_MODEL
+from .downstream_tasks import TASKS, Metric
 from .utils.scoring import MODES
 from .utils.training_log import logged, parse_epochs, plot_curve
 
 logger = logging.getLogger("espnet2_gram.downstream_report")
 
-TASKS = {"cls": "Classification", "doa": "DoA", "seld": "SELD"}
 MODELS = {"gram": "GRAM (pretrained)", "gram_random": "GRAM (random init)", "logmel": "log-mel",
           "seldnet": "SELDnet (supervised)"}
 REQUIRED = ("task", "dataset", "format", "model", "mode", "metrics")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A table column: ``scale`` 100 marks a fraction shown in %; an ``optional`` metric may be
-    absent from ``scores.json`` and is a column only where some scores of the table have it."""
-
-    key: str
-    header: str
-    scale: float
-    decimals: int
-    unit: str
-    lower_is_better: bool
-    optional: bool = False
-
-
-METRICS = {
-    "cls": (Metric("accuracy", "Acc (%)", 100, 1, "%", False),
-            Metric("mAP", "mAP (%)", 100, 1, "%", False)),
-    "doa": (Metric("mean_error", "Mean err (°)", 1, 1, "°", True),
-            Metric("median_error", "Median err (°)", 1, 1, "°", True),
-            Metric("azimuth_error", "Azi err (°)", 1, 1, "°", True),
-            Metric("elevation_error", "Ele err (°)", 1, 1, "°", True),
-            Metric("lateral_error", "Lateral err (°)", 1, 1, "°", True, optional=True),
-            Metric("acc20", "Acc@20° (%)", 100, 1, "%", False),
-            Metric("front_back_confusion", "Front-back (%)", 100, 1, "%", True)),
-    "seld": (Metric("ER20", "ER20", 1, 2, "", True),
-             Metric("F20", "F20 (%)", 100, 1, "%", False),
-             Metric("LE_CD", "LE_CD (°)", 1, 1, "°", True),
-             Metric("LR_CD", "LR_CD (%)", 100, 1, "%", False),
-             Metric("SELD", "SELD", 1, 3, "", True)),
-}
+METRICS = {name: task.metrics for name, task in TASKS.items()}
 SEED_NOTE = ("Mean ± standard deviation (ddof=1) over seeds, the folds of each seed averaged"
              " first; a single seed shows its value alone.")
 RULE_NOTE = ("Comparisons: the gap between the best model and the runner-up is set against the"
@@ -74,7 +43,6 @@ RULE_NOTE = ("Comparisons: the gap between the best model and the runner-up is s
              " a significance test; with fewer than 2 seeds it cannot be judged.")
 LATERAL_NOTE = ("Lateral err: median over utterances of |asin(y_hyp) - asin(y_ref)| on unit"
                 " vectors, the error with front and back folded together.")
-HEADLINE = {"doa": ("median_error", "DoA median error"), "seld": ("SELD", "SELD score")}
 
 
 @dataclass
@@ -305,7 +273,7 @@ def format_cell(values: np.ndarray, decimals: int) -> str:
 
 def headline(task: str, rows: Sequence[Row]) -> Tuple[Metric, str]:
     """The metric compared in the one-line summary, and its name."""
-    key, name = HEADLINE.get(task, ("accuracy", "Classification accuracy"))
+    key, name = TASKS[task].headline
     if task == "cls" and any(s.data.get("multilabel") for r in rows for s in r.scores):
         key, name = "mAP", "Classification mAP"
     return next(m for m in METRICS[task] if m.key == key), name
@@ -549,7 +517,7 @@ def write_report(exp_dir, out_dir=None) -> Path:
                               "", RULE_NOTE]
     tables = group_rows(scores)
     for (task, dataset), rows in tables.items():
-        lines += ["", f"## {TASKS[task]}: {dataset}", ""] + markdown_table(task, rows)
+        lines += ["", f"## {TASKS[task].title}: {dataset}", ""] + markdown_table(task, rows)
         lines += ["", SEED_NOTE]
         if any(m.key == "lateral_error" for m in table_metrics(task, rows)):
             lines[-1] += " " + LATERAL_NOTE

@@ -34,29 +34,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
+from .downstream_tasks import TASKS
 from .formats import num_channels
 from .packing import pretrain_steps
 from .utils.training_log import parse_epochs
 
 logger = logging.getLogger("espnet2_gram.downstream")
 
-TASK_MODES = {"cls": ("probe", "finetune"), "doa": ("probe", "finetune", "supervised"),
-              "seld": ("probe", "finetune", "supervised")}
 POOLINGS = ("mean", "mean_std", "attention")
-# per task: label file, its ESPnet data name and type, and the checkpoint kept
-LABELS = {"cls": ("utt2label", "label", "text", "valid.acc.best.pth"),
-          "doa": ("utt2doa", "doa", "text_float", "valid.loss.best.pth"),
-          "seld": ("tracks.scp", "tracks", "npy", "train.loss.best.pth")}
-# per task: the option group of the head (grid axes "head.<key>"), and how the best point of a
-# grid is chosen: (phase, key, higher is better)
-HEAD_CONF = {"cls": "encoder_conf", "doa": "model_conf", "seld": "model_conf"}
-CRITERION = {"cls": ("valid", "acc", True), "doa": ("valid", "loss", False)}
 # GRAM with the weights of a pretraining epoch (run.sh --pretrain_snapshots): gram_ep<N>
 SNAPSHOT_MODEL = re.compile(r"gram_ep(\d+)")
 # the entry point of each step (a module of espnet2_gram.bin with main(argv))
-STEPS = {name: f"espnet2_gram.bin.{name}" for name in (
-    "cls_train", "doa_train", "seld_train", "cls_inference", "doa_inference", "seld_inference",
-    "score_cls", "score_doa", "score_seld")}
+STEPS = {step: f"espnet2_gram.bin.{step}" for task in TASKS.values()
+         for step in task.steps.values()}
 
 
 class RunError(ValueError):
@@ -115,17 +105,17 @@ def grid_points(run: Run) -> List[List[str]]:
         group, dot, key = name.partition(".")
         if not (sep and dot and key and values) or "" in values.split("|"):
             raise RunError(f"--grid: expected axes <group>.<key>=<v1>|<v2>..., got '{axis}'")
-        group = HEAD_CONF[run.task] if group == "head" else group
+        group = TASKS[run.task].head_conf if group == "head" else group
         axes.append([[f"--{group}", f"{key}={v}"] for v in values.split("|")])
     return [sum(point, []) for point in itertools.product(*axes)] if axes else []
 
 
 def check(run: Run) -> List[Path]:
     """Refuse a run that cannot work; returns the files that made its inputs (fingerprinted)."""
-    if run.task not in TASK_MODES or run.mode not in TASK_MODES[run.task]:
+    if run.task not in TASKS or run.mode not in TASKS[run.task].modes:
         raise RunError(f"--task {run.task} --mode {run.mode}: expected task cls|doa|seld, mode"
                        " probe|finetune (or supervised for doa and seld)")
-    if run.grid and run.task not in CRITERION:
+    if run.grid and TASKS[run.task].criterion is None:
         raise RunError(f"--grid: task {run.task} has no validation split to choose a point on")
     grid_points(run)
     if run.pooling is not None and run.pooling not in POOLINGS:
@@ -137,7 +127,7 @@ def check(run: Run) -> List[Path]:
         if not run.chunk_dir or not (Path(run.chunk_dir) / "metadata").is_dir():
             raise RunError(f"--chunk_dir '{run.chunk_dir}': expected a make_seld_data dir with"
                            " metadata/")
-    speech_file, label_file = run.speech[0], LABELS[run.task][0]
+    speech_file, label_file = run.speech[0], TASKS[run.task].label_file
     for split, d in run.dirs.items():
         if not d.is_dir():
             raise RunError(f"--{split}_dir {d}: no such directory")
@@ -173,7 +163,7 @@ def fingerprint(run: Run, made_by: List[Path]) -> str:
         h.update(f.read_bytes())
     for d in run.dirs.values():
         h.update(str(d).encode())
-        for f in sorted(d.glob("*.scp")) + [d / LABELS[run.task][0]]:
+        for f in sorted(d.glob("*.scp")) + [d / TASKS[run.task].label_file]:
             h.update(f.read_bytes())
     return h.hexdigest()
 
@@ -214,7 +204,7 @@ def train_argv(run: Run, out_dir: Path = None) -> List[str]:
     """The trainer's options (its output in ``out_dir``, default the run's exp dir)."""
     exp = Path(run.exp_dir)
     speech_file, speech_type = run.speech
-    label_file, label_name, label_type, _ = LABELS[run.task]
+    task = TASKS[run.task]
     argv = ["--config", run.task_config, "--ngpu", str(run.ngpu),
             "--input_size", str(input_size(run)), "--output_dir", str(out_dir or exp),
             "--resume", "true",
@@ -224,14 +214,13 @@ def train_argv(run: Run, out_dir: Path = None) -> List[str]:
                  "--encoder_conf", f"random_init={str(run.model == 'gram_random').lower()}"]
     if run.task == "seld":
         argv += ["--model_conf", f"num_classes={run.num_classes}"]
-    if run.pooling and run.task == "cls":  # the classifier pools in its probe encoder
-        argv += ["--encoder_conf", f"pooling={run.pooling}"]
-    if run.pooling and run.task == "doa":  # DoA in its model; SELD keeps the frames
-        argv += ["--model_conf", f"pooling={run.pooling}"]
+    if run.pooling and task.pooling_conf:  # SELD keeps the frames
+        argv += [f"--{task.pooling_conf}", f"pooling={run.pooling}"]
     for split in ("train", "valid"):
         d = run.dirs[split]
         argv += [f"--{split}_data_path_and_name_and_type", f"{d / speech_file},speech,{speech_type}",
-                 f"--{split}_data_path_and_name_and_type", f"{d / label_file},{label_name},{label_type}",
+                 f"--{split}_data_path_and_name_and_type",
+                 f"{d / task.label_file},{task.label_name},{task.label_type}",
                  f"--{split}_shape_file", str(d / speech_file)]
     if run.task == "cls":
         # Token list: the training labels, sorted, then <unk> (ESPnet's classifier drops the last).
@@ -257,7 +246,7 @@ def encoder_steps(run: Run) -> Optional[int]:
 def decode_argvs(run: Run) -> tuple:
     """(inference options, scoring options)."""
     exp, out = Path(run.exp_dir), run.decode_dir
-    best = str(exp / LABELS[run.task][3])
+    best = str(exp / TASKS[run.task].best_checkpoint)
     test = run.dirs["test"]
     speech = f"{test / run.speech[0]},speech,{run.speech[1]}"
     device = "cuda" if run.ngpu > 0 else "cpu"
@@ -333,14 +322,15 @@ def train(run: Run, steps: Dict[str, Callable]) -> None:
     exp = Path(run.exp_dir)
     points = grid_points(run)
     if not points:
-        call_step(steps, f"{run.task}_train", train_argv(run), exp / "train.log")
+        call_step(steps, TASKS[run.task].steps["train"], train_argv(run), exp / "train.log")
         return
-    phase, key, higher = CRITERION[run.task]
+    phase, key, higher = TASKS[run.task].criterion
     results = []
     for k, options in enumerate(points):
         out = exp / "grid" / f"p{k}"
         out.mkdir(parents=True, exist_ok=True)
-        call_step(steps, f"{run.task}_train", train_argv(run, out) + options, out / "train.log")
+        call_step(steps, TASKS[run.task].steps["train"], train_argv(run, out) + options,
+                  out / "train.log")
         values = [e[phase][key] for e in parse_epochs((out / "train.log").read_text())
                   if key in e.get(phase, {})]
         if not values:
@@ -349,7 +339,7 @@ def train(run: Run, steps: Dict[str, Callable]) -> None:
                         max(values) if higher else min(values)})
     pick = (max if higher else min)(results, key=lambda r: r[f"{phase}_{key}"])
     chosen = exp / "grid" / f"p{pick['point']}"
-    best = LABELS[run.task][3]
+    best = TASKS[run.task].best_checkpoint
     for name in ("config.yaml", best):
         if (chosen / name).exists():
             shutil.copyfile(chosen / name, exp / name)
@@ -386,15 +376,16 @@ def execute(run: Run, steps: Dict[str, Callable] = None) -> Path:
             hint = (f" (resumed from {exp / 'checkpoint.pth'}; remove {exp} to train from"
                     " scratch)") if resumed else ""
             raise RunError(f"training failed{hint}: {e}") from e
-        best = exp / LABELS[run.task][3]
+        best = exp / TASKS[run.task].best_checkpoint
         if not best.exists():
             raise RunError(f"training ended without {best}, see {exp / 'train.log'}")
         _write(done, inputs + "\n")
     logger.info("inference on %s -> %s", run.dirs["test"], run.decode_dir)
     run.decode_dir.mkdir(parents=True, exist_ok=True)
     infer, score = decode_argvs(run)
-    call_step(steps, f"{run.task}_inference", infer, run.decode_dir / "inference.log")
-    call_step(steps, f"score_{run.task}", score, run.decode_dir / "scoring.log")
+    task_steps = TASKS[run.task].steps
+    call_step(steps, task_steps["inference"], infer, run.decode_dir / "inference.log")
+    call_step(steps, task_steps["score"], score, run.decode_dir / "scoring.log")
     scores = run.decode_dir / "scores.json"
     metrics = json.loads(scores.read_text())["metrics"]
     logger.info("%s %s", scores, {k: round(v, 3) if isinstance(v, float) else v
@@ -416,7 +407,7 @@ def get_parser() -> argparse.ArgumentParser:
                                     " takes the next run nobody has claimed (instead of every"
                                     " num_jobs-th), so long runs do not pile up in one process")
     g = p.add_argument_group("one run")
-    g.add_argument("--task", choices=sorted(TASK_MODES))
+    g.add_argument("--task", choices=sorted(TASKS))
     g.add_argument("--mode", default="probe", help="probe | finetune | supervised")
     g.add_argument("--model", default="gram",
                    help="gram | gram_ep<N> (the weights of pretraining epoch N) | gram_random |"

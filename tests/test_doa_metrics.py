@@ -107,8 +107,8 @@ def test_read_utt2doa(tmp_path):
     ("b 200 0 1", "azimuth '200'"),
     ("b 0 -95 1", "elevation '-95'"),
     ("b 0 0 -1", "distance '-1'"),
-    ("b 0 x 1", "elevation 'x'"),
-    ("b 0 nan 1", "elevation 'nan'"),
+    ("b 0 x 1", "bad elevation 'x'"),
+    ("b 0 nan 1", "bad elevation 'nan'"),
     ("a 0 0 1", "duplicated utterance 'a'"),
 ])
 def test_read_utt2doa_errors_name_file_and_line(tmp_path, line, message):

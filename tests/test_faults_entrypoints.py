@@ -200,7 +200,7 @@ DOA_CASES = {
     "out_of_range": (["f0 10 0 1", "f1 400 0 1", "f2 0 0 1"], "azimuth"),
     "mismatched_ids": (["f0 10 0 1", "f1 20 0 1", "g9 0 0 1"], "utterance ids disagree"),
     "duplicate_id": (["f0 10 0 1", "f0 20 0 1", "f2 0 0 1"], "duplicated key 'f0'"),
-    "not_numbers": (["f0 10 0 1", "f1 left up 1", "f2 0 0 1"], ":2: azimuth 'left'"),
+    "not_numbers": (["f0 10 0 1", "f1 left up 1", "f2 0 0 1"], ":2: bad azimuth 'left'"),
 }
 
 
@@ -533,7 +533,7 @@ def test_score_doa_bad_inputs(world, tmp_path, capsys, case):
         named = ["--hyp", hyp, "f2"]
     elif case == "malformed_hyp":
         write_labels(hyp, ["f0 1 2", "f1 three 4", "f2 5 6"])
-        named = [f"{hyp}:2: azimuth 'three'"]
+        named = [f"{hyp}:2: bad azimuth 'three'"]
     else:
         named = [hyp]
     out = tmp_path / "scores"

@@ -49,6 +49,21 @@ def parse_finite_float(text: str) -> float:
     return value
 
 
+def parse_fields(fields: Sequence[str], spec: Sequence[tuple], where: str) -> list:
+    """The values of ``fields`` by ``spec`` entries ``(name, parse, check, rule)``; a value
+    that does not parse or fails its check is a ``ValueError`` naming ``where`` and the rule."""
+    values = []
+    for text, (what, parse, check, rule) in zip(fields, spec):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise ValueError(f"{where}: bad {what} {text!r}") from None
+        if not check(value):
+            raise ValueError(f"{where}: {what} {text!r} must be {rule}")
+        values.append(value)
+    return values
+
+
 _INDEX_FIELDS = (
     ("frame", _parse_int, lambda v: v >= 0, ">= 0"),
     ("class index", _parse_int, lambda v: v >= 0, ">= 0"),
@@ -93,15 +108,7 @@ def read_dcase_csv(path, num_frames: Optional[int] = None) -> List[DcaseRow]:
                 raise ValueError(
                     f"{path}:{lineno}: {len(fields)} fields where the previous lines have {width}"
                 )
-            values = []
-            for text, (what, parse, check, rule) in zip(fields, _LAYOUTS[width]):
-                try:
-                    value = parse(text)
-                except ValueError:
-                    raise ValueError(f"{path}:{lineno}: bad {what} {text!r}") from None
-                if not check(value):
-                    raise ValueError(f"{path}:{lineno}: {what} {text!r} must be {rule}")
-                values.append(value)
+            values = parse_fields(fields, _LAYOUTS[width], f"{path}:{lineno}")
             if num_frames is not None and values[0] >= num_frames:
                 raise ValueError(f"{path}:{lineno}: frame {values[0]} is beyond the recording"
                                  f" ({num_frames} label frames: 0..{num_frames - 1})")

@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .dcase_format import parse_finite_float
+from .dcase_format import parse_fields, parse_finite_float
 from ..simulation.geometry import angular_distance_deg, cart_to_sph, sph_to_cart, wrap_azimuth
 
 ACC_THRESHOLD_DEG = 20.0
@@ -109,10 +109,10 @@ def doa_metrics(ref_xyz, hyp_xyz, front_back: bool) -> Dict[str, Optional[float]
     }
 
 
-_CHECKS = (
-    ("azimuth", lambda v: -180.0 <= v <= 180.0, "in [-180, 180] degrees"),
-    ("elevation", lambda v: -90.0 <= v <= 90.0, "in [-90, 90] degrees"),
-    ("distance", lambda v: v >= 0.0, ">= 0 metres"),
+_FIELDS = (
+    ("azimuth", parse_finite_float, lambda v: -180.0 <= v <= 180.0, "in [-180, 180] degrees"),
+    ("elevation", parse_finite_float, lambda v: -90.0 <= v <= 90.0, "in [-90, 90] degrees"),
+    ("distance", parse_finite_float, lambda v: v >= 0.0, ">= 0 metres"),
 )
 
 
@@ -138,15 +138,7 @@ def read_utt2doa(path, require_distance: bool = True
             where = f"{path}:{lineno}"
             if len(fields) not in widths:
                 raise ValueError(f"{where}: expected '{expected}', got {line.strip()!r}")
-            utt, values = fields[0], []
-            for text, (what, check, rule) in zip(fields[1:], _CHECKS):
-                try:
-                    value = parse_finite_float(text)
-                except ValueError:
-                    raise ValueError(f"{where}: {what} {text!r} is not a finite number") from None
-                if not check(value):
-                    raise ValueError(f"{where}: {what} {text!r} must be {rule}")
-                values.append(value)
+            utt, values = fields[0], parse_fields(fields[1:], _FIELDS, where)
             if utt in out:
                 raise ValueError(f"{where}: duplicated utterance {utt!r}")
             out[utt] = (values[0], values[1], values[2] if len(values) == 3 else None)

@@ -2,32 +2,20 @@
 # synthetic corpus four times larger (1024 training clips), larger banks, five times longer
 # pretraining with the weights kept at 10% and 30% of the steps, and every downstream task
 # evaluated at each of them: the curve of results against pretraining steps.
+# The demo's settings (tasks, models, seeds, RIR configs), then what differs.
+# shellcheck disable=SC1091
+. conf/demo/recipe.sh
 # Its own directories, so that a mini run leaves the demo's outputs alone.
 datadir=data_mini
 dumpdir=dump_mini
 expdir=exp_mini
 download_dir=downloads_mini
-corpora="demo"
 corpus_opts="--clips_per_class train=64,valid=8,test=16 --noise_clips 24"
-fs=16000
-pretrain_sets="demo_train"
-pretrain_valid_set="demo_valid"
-eval_sets="demo_valid demo_test"
-noise_set="demo_noise"
-formats="binaural foa"
-rir_config=conf/mini/rir_bank.yaml
 num_train_packs=96
 num_eval_packs=32
 pretrain_snapshots="4 12"   # epochs of 40: 10% and 30% of the pretraining steps
 dcase_config=conf/mini/dcase.yaml
-seld_train_source=demo_train
-seld_test_source=demo_test
 num_seld_train=192
 num_seld_test=48
-downstream_train_sets="demo_train"
-cls_tasks="demo:demo_train:demo_valid:demo_test"
 # Localisation: 2048 training, 128 validation and 256 test directions per format.
-loc_rir_config=conf/mini/rir_bank_loc.yaml
 loc_sets="demo_train:2 demo_valid:1 demo_test:1"
-doa_tasks="demo:demo_train_loc:demo_valid_loc:demo_test_loc"
-seld_tasks="sim:seld_train_{fmt}:seld_test_{fmt}"

@@ -80,3 +80,24 @@ def test_short_path_is_batch_invariant_and_whole_crops_unchanged():
         rows = enc.grid[0]
         expected = manual[:, 1:].reshape(1, rows, 7, 16).transpose(1, 2).reshape(1, 7, -1)
         torch.testing.assert_close(alone[1], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_mean_of_a_mixed_length_batch_is_each_items_own():
+    # A 51-frame clip batched with a 437-frame one: its mean is over its own 7 columns, as
+    # when it is encoded alone, not over the batch's 55 columns (48 of them absent).
+    torch.manual_seed(0)
+    enc = GRAMEncoder(2, n_mels=32, crop_frames=200, patch_size=(16, 8), dim=16, depth=2,
+                      heads=2).eval()
+    x = torch.randn(2, 2, 32, 437)
+    x[1, ..., 51:] = 0.0
+    lengths = torch.tensor([437, 51])
+    with torch.no_grad():
+        together = enc.extract(x, "mean", lengths=lengths)
+        alone = [enc.extract(x[i:i + 1, ..., :n], "mean", lengths=lengths[i:i + 1])
+                 for i, n in enumerate(lengths.tolist())]
+        raw = enc.extract(x[1:2, ..., :51], "raw", lengths=lengths[1:2])
+    for i in range(2):
+        torch.testing.assert_close(together[i:i + 1], alone[i], atol=1e-5, rtol=1e-5)
+    rows = enc.grid[0]
+    by_hand = raw.reshape(1, 7, rows, 16).mean(dim=(1, 2))
+    torch.testing.assert_close(together[1:2], by_hand, atol=1e-5, rtol=1e-5)

@@ -215,7 +215,8 @@ class GRAMEncoder(nn.Module):
         after it come out as before, and items of a crop or longer are unchanged. Without
         ``lengths`` every item is padded (the GRAM authors' behaviour, kept for HEAR).
 
-        * ``mean``: ``(B, D)``, mean over the patch tokens of all columns that hold real frames;
+        * ``mean``: ``(B, D)``, mean over the patch tokens of the columns that hold real frames
+          (of each item's own ``lengths`` where given, else of the longest);
         * ``cls``: ``(B, D)``, mean of the chunks' CLS outputs;
         * ``raw``: ``(B, ceil(T / patch_time), rows * D)``, one frame per time column (80 ms
           for the paper settings): the column's row tokens concatenated frequency-major
@@ -263,7 +264,7 @@ class GRAMEncoder(nn.Module):
                                                             normalize)):
                     full[k][[i * n_chunks for i in items], : h.shape[1]] = h.to(full[k].dtype)
             states = full
-        pooled = [self._pool(h, b, n_chunks, t, strategy) for h in states]
+        pooled = [self._pool(h, b, n_chunks, t, strategy, lengths) for h in states]
         return pooled[0] if single else pooled
 
     def _leading_columns(self, x: torch.Tensor, wanted: List[int],
@@ -283,14 +284,22 @@ class GRAMEncoder(nn.Module):
             out.append(torch.cat([h[:, :1], tokens.reshape(h.shape[0], -1, self.dim)], dim=1))
         return out
 
-    def _pool(self, h: torch.Tensor, b: int, n_chunks: int, t: int, strategy: str):
-        """Chunk outputs (B * n, 1 + N, D) -> the representation of ``strategy``."""
+    def _pool(self, h: torch.Tensor, b: int, n_chunks: int, t: int, strategy: str,
+              lengths: Optional[torch.Tensor] = None):
+        """Chunk outputs (B * n, 1 + N, D) -> the representation of ``strategy``; with
+        ``lengths``, ``mean`` averages each item over its own real columns."""
         h = h.reshape(b, n_chunks, 1 + self.num_patches, self.dim)
         if strategy == "cls":
             return h[:, :, 0].mean(dim=1)
         rows, cols = self.grid
         columns = h[:, :, 1:].reshape(b, n_chunks, rows, cols, self.dim).permute(0, 1, 3, 2, 4)
         columns = columns.reshape(b, n_chunks * cols, rows, self.dim)[:, : self.num_frames(t)]
-        if strategy == "mean":
+        if strategy == "raw":
+            return columns.reshape(b, columns.shape[1], rows * self.dim)
+        if lengths is None:
             return columns.mean(dim=(1, 2))
-        return columns.reshape(b, columns.shape[1], rows * self.dim)
+        real = torch.tensor([self.num_frames(max(int(n), 1)) for n in lengths.tolist()],
+                            device=columns.device)
+        keep = (torch.arange(columns.shape[1], device=columns.device) < real[:, None])
+        weights = keep.to(columns.dtype)[:, :, None, None]
+        return (columns * weights).sum(dim=(1, 2)) / (real.to(columns.dtype)[:, None] * rows)

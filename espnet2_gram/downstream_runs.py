@@ -26,6 +26,7 @@ import importlib
 import itertools
 import json
 import logging
+import random
 import re
 import shlex
 import shutil
@@ -44,6 +45,8 @@ logger = logging.getLogger("espnet2_gram.downstream")
 POOLINGS = ("mean", "mean_std", "attention")
 # GRAM with the weights of a pretraining epoch (run.sh --pretrain_snapshots): gram_ep<N>
 SNAPSHOT_MODEL = re.compile(r"gram_ep(\d+)")
+# how the training keys are ordered for ESPnet's batches (part of a run's fingerprint)
+TRAIN_ORDER = "shuffled by seed"
 # the entry point of each step (a module of espnet2_gram.bin with main(argv))
 STEPS = {step: f"espnet2_gram.bin.{step}" for task in TASKS.values()
          for step in task.steps.values()}
@@ -158,7 +161,8 @@ def fingerprint(run: Run, made_by: List[Path]) -> str:
     """md5 of what the run depends on: options, config, what made the data, data lists, labels."""
     h = hashlib.md5()
     h.update(" ".join(map(str, (run.task, run.mode, run.model, run.multilabel, run.num_classes,
-                                run.seed, run.pooling, *run.train_args, *run.grid))).encode())
+                                run.seed, run.pooling, TRAIN_ORDER, *run.train_args,
+                                *run.grid))).encode())
     for f in [Path(run.task_config), *made_by]:
         h.update(f.read_bytes())
     for d in run.dirs.values():
@@ -200,6 +204,18 @@ def input_size(run: Run) -> int:
     return num_channels(run.format)
 
 
+def shuffled_keys(src: Path, out: Path, seed: int) -> Path:
+    """``src``'s lines in an order drawn from ``seed``, written to ``out``: the training key
+    order. ESPnet's ``unsorted`` batches are runs of consecutive keys and data dirs list them
+    sorted, by class for most corpora, so each batch would hold one or two classes (and a
+    probe's BatchNorm would normalise the class away)."""
+    lines = [line for line in src.read_text().splitlines() if line.strip()]
+    random.Random(seed).shuffle(lines)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write(out, "".join(f"{line}\n" for line in lines))
+    return out
+
+
 def train_argv(run: Run, out_dir: Path = None) -> List[str]:
     """The trainer's options (its output in ``out_dir``, default the run's exp dir)."""
     exp = Path(run.exp_dir)
@@ -218,10 +234,13 @@ def train_argv(run: Run, out_dir: Path = None) -> List[str]:
         argv += [f"--{task.pooling_conf}", f"pooling={run.pooling}"]
     for split in ("train", "valid"):
         d = run.dirs[split]
+        order = d / speech_file
+        if split == "train":
+            order = shuffled_keys(order, Path(out_dir or exp) / "train_order.scp", run.seed)
         argv += [f"--{split}_data_path_and_name_and_type", f"{d / speech_file},speech,{speech_type}",
                  f"--{split}_data_path_and_name_and_type",
                  f"{d / task.label_file},{task.label_name},{task.label_type}",
-                 f"--{split}_shape_file", str(d / speech_file)]
+                 f"--{split}_shape_file", str(order)]
     if run.task == "cls":
         # Token list: the training labels, sorted, then <unk> (ESPnet's classifier drops the last).
         labels = {w for line in (run.dirs["train"] / "utt2label").read_text().splitlines()

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from pathlib import Path
 
 from espnet2_gram.embeddings import pool_frames
 from espnet2_gram.frontend.spatial_features import FOAFrontend, per_crop_normalize
@@ -284,3 +285,42 @@ def test_doa_init_leaves_a_pretrained_gram_encoder_alone(packed, caplog):
     want = load_gram(packed).encoder.state_dict()
     got = model.encoder.gram.encoder.state_dict()
     assert all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_a_run_mixes_classes_in_its_batches_and_learns_from_class_sorted_data(tmp_path):
+    """Data dirs list their keys sorted, by class here (as the demo corpus does). ESPnet's
+    unsorted batches take consecutive keys, so without the run's shuffled training order each
+    batch would hold one class and the probe's BatchNorm would normalise the class away; with
+    it, the demo's probe config learns the four classes."""
+    rng = np.random.default_rng(0)
+    classes = ["a", "b", "c", "d"]
+    means = rng.normal(0, 1, (4, 8))
+
+    def data_dir(name, per_class):
+        d = tmp_path / name
+        d.mkdir()
+        feats = {f"{c}_{i:03d}": np.tile(means[k] + rng.normal(0, 0.3, 8), (5, 1))
+                 for k, c in enumerate(classes) for i in range(per_class)}
+        write_ark(d / "feats", feats)
+        (d / "utt2label").write_text("".join(f"{u} {u[0]}\n" for u in feats))
+        (d / "embeddings.json").write_text(json.dumps({"dim": 8}))
+        return d
+
+    train, valid, test = data_dir("train", 48), data_dir("valid", 8), data_dir("test", 8)
+    out = subprocess.run(
+        [sys.executable, "-m", "espnet2_gram.bin.downstream", "--task", "cls", "--mode", "probe",
+         "--model", "logmel", "--format", "foa", "--dataset", "toy", "--seed", "3",
+         "--train_dir", train, "--valid_dir", valid, "--test_dir", test,
+         "--task_config", "conf/demo/cls_probe.yaml", "--exp_dir", tmp_path / "exp",
+         "--train_args", "--max_epoch 8 --batch_size 16"], capture_output=True, text=True,
+        timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-3000:]
+    order = (tmp_path / "exp" / "train_order.scp").read_text().splitlines()
+    listed = (train / "feats.scp").read_text().splitlines()
+    assert sorted(order) == sorted(listed) and order != listed  # a permutation of the list
+    assert all(len({line[0] for line in order[i:i + 16]}) >= 3 for i in range(0, 192, 16))
+    config = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())
+    assert config["train_shape_file"] == [str(tmp_path / "exp" / "train_order.scp")]
+    scores = json.loads((tmp_path / "exp" / "decode_test" / "scores.json").read_text())
+    assert scores["metrics"]["accuracy"] >= 0.9, scores["metrics"]

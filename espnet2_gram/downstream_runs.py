@@ -26,7 +26,6 @@ import importlib
 import itertools
 import json
 import logging
-import random
 import re
 import shlex
 import shutil
@@ -38,6 +37,7 @@ from typing import Callable, Dict, List, Optional
 from .downstream_tasks import TASKS
 from .formats import num_channels
 from .packing import pretrain_steps
+from .utils.fileio import shuffled_keys
 from .utils.training_log import parse_epochs
 
 logger = logging.getLogger("espnet2_gram.downstream")
@@ -202,18 +202,6 @@ def input_size(run: Run) -> int:
     if run.probe:
         return int(json.loads((run.dirs["train"] / "embeddings.json").read_text())["dim"])
     return num_channels(run.format)
-
-
-def shuffled_keys(src: Path, out: Path, seed: int) -> Path:
-    """``src``'s lines in an order drawn from ``seed``, written to ``out``: the training key
-    order. ESPnet's ``unsorted`` batches are runs of consecutive keys and data dirs list them
-    sorted, by class for most corpora, so each batch would hold one or two classes (and a
-    probe's BatchNorm would normalise the class away)."""
-    lines = [line for line in src.read_text().splitlines() if line.strip()]
-    random.Random(seed).shuffle(lines)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _write(out, "".join(f"{line}\n" for line in lines))
-    return out
 
 
 def train_argv(run: Run, out_dir: Path = None) -> List[str]:

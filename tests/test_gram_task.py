@@ -136,6 +136,12 @@ def test_killed_run_resumes_from_its_checkpoint_and_keeps_the_chosen_epochs(tmp_
     assert all(torch.equal(kept1[k], epoch1[k]) for k in epoch1)
     assert not all(torch.equal(kept3[k], epoch1[k]) for k in epoch1)
     assert torch.load(out / "4epoch.pth", map_location="cpu").keys() == epoch1.keys()
+    # The batches come from the training list in a seeded random order, not the sorted one.
+    listed = data["train"].read_text().splitlines()
+    order = (out / "train_order.scp").read_text().splitlines()
+    assert sorted(order) == sorted(listed) and order != listed
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["train_shape_file"] == [str(out / "train_order.scp")]
 
 
 def test_two_cpu_processes_train_a_step_in_ddp(tmp_path, data):

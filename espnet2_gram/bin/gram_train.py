@@ -22,7 +22,7 @@ from espnet2_gram.tasks.gram import GRAMTask
 from espnet2_gram.utils.cli import run
 from espnet2_gram.utils.datacheck import (apply_audio_policy, check_audio,
                                           check_triplets)
-from espnet2_gram.utils.fileio import read_kv
+from espnet2_gram.utils.fileio import read_kv, shuffled_keys
 from espnet2_gram.utils.safe_load import guard_espnet_loading
 from espnet2_gram.utils.scp import check_scp
 
@@ -102,12 +102,24 @@ def check_device(args: argparse.Namespace) -> None:
               file=sys.stderr)
 
 
+def shuffle_training_order(args: argparse.Namespace) -> None:
+    """Train on the keys in an order drawn from ``--seed`` (``<output_dir>/train_order.scp``):
+    ESPnet's unsorted batches are runs of consecutive keys of the shape file, and a sorted
+    list (by class for most corpora) would give batches of one class."""
+    if (args.batch_type == "unsorted" and args.train_shape_file and args.output_dir
+            and not args.collect_stats):
+        order = Path(args.output_dir) / "train_order.scp"
+        args.train_shape_file = [str(shuffled_keys(args.train_shape_file[0], order, args.seed)),
+                                 *args.train_shape_file[1:]]
+
+
 def main(cmd=None) -> None:
     guard_espnet_loading()
     args = GRAMTask.get_parser().parse_args(cmd)
     if not args.print_config:
         check_device(args)
         check_data(args)
+        shuffle_training_order(args)
     GRAMTask.main(args=args)
 
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import random
 import secrets
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, Mapping, Tuple
@@ -114,3 +115,17 @@ def write_kv(path, mapping: Mapping[str, object]) -> None:
     """Atomically write a Kaldi-style key-value file, sorted by key."""
     with atomic_open(path, encoding="utf-8") as f:
         f.write(format_kv(mapping.items()))
+
+
+def shuffled_keys(src, out, seed: int) -> Path:
+    """``src``'s lines in an order drawn from ``seed``, written atomically to ``out``: the key
+    order of a training. ESPnet's ``unsorted`` batches are runs of consecutive keys and data
+    dirs list them sorted, by class for most corpora, so each batch would hold one or two
+    classes (and a probe's BatchNorm would normalise the class away)."""
+    lines = [line for line in Path(src).read_text().splitlines() if line.strip()]
+    random.Random(seed).shuffle(lines)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out) as f:
+        f.write("".join(f"{line}\n" for line in lines))
+    return out

@@ -209,12 +209,11 @@ class GRAMEncoder(nn.Module):
         Each chunk is z-scored over (C, F, T) first, as the training crops are
         (``per_crop_normalize``); pass ``normalize=False`` for inputs normalised already.
 
-        ``lengths`` (B,): each item's real frames. The last, partial chunk of an item (all of
-        an item shorter than one crop) is then encoded as its real patch columns only
-        (statistics of its real frames; the rest of its last column 0 after normalisation)
-        instead of a zero-padded crop; chunks of padding after it come out as before, and
-        items of whole crops are unchanged. Without ``lengths`` every item is padded (the GRAM
-        authors' behaviour, kept for HEAR).
+        ``lengths`` (B,): each item's real frames. An item shorter than one crop is then
+        encoded as its real patch columns only (statistics of its real frames; the rest of its
+        last column 0 after normalisation) instead of a zero-padded crop; chunks of padding
+        after it come out as before, and items of a crop or longer are unchanged. Without
+        ``lengths`` every item is padded (the GRAM authors' behaviour, kept for HEAR).
 
         * ``mean``: ``(B, D)``, mean over the patch tokens of the columns that hold real frames
           (of each item's own ``lengths`` where given, else of the longest);
@@ -244,37 +243,33 @@ class GRAMEncoder(nn.Module):
         single = layer is None or isinstance(layer, int)
         wanted = [self.depth if layer is None else layer] if single else [int(l) for l in layer]
         step = max_chunks_per_pass or chunks.shape[0]
-        # The partial last chunk of each item (lengths given): (item, chunk, real frames).
-        partial = [] if lengths is None else [
-            (i, (n - 1) // self.crop_frames, n - (n - 1) // self.crop_frames * self.crop_frames)
-            for i, n in enumerate(lengths.tolist()) if n > 0 and n % self.crop_frames]
+        short = ([] if lengths is None else
+                 [i for i, n in enumerate(lengths.tolist()) if 0 < n < self.crop_frames])
         crops = torch.ones(chunks.shape[0], dtype=torch.bool)
-        crops[[i * n_chunks + j for i, j, _ in partial]] = False
-        todo = chunks if not partial else chunks[crops.to(chunks.device)]
+        crops[[i * n_chunks for i in short]] = False
+        todo = chunks if not short else chunks[crops.to(chunks.device)]
         passes = [self.forward_layers(todo[i:i + step], wanted)
                   for i in range(0, todo.shape[0], step)]
         states = [torch.cat([p[k] for p in passes], dim=0) if passes else None
                   for k in range(len(wanted))]
-        if partial:
+        if short:
             full = [chunks.new_zeros(chunks.shape[0], 1 + self.num_patches, self.dim)
                     for _ in wanted]
             for k, h in enumerate(states):
                 if h is not None:
                     full[k][crops.to(chunks.device)] = h.to(full[k].dtype)
-            for r in sorted({r for _, _, r in partial}):
-                group = [(i, j) for i, j, rr in partial if rr == r]
-                frames = torch.stack([x[i, ..., j * self.crop_frames:j * self.crop_frames + r]
-                                      for i, j in group])
-                slots = [i * n_chunks + j for i, j in group]
-                for k, h in enumerate(self._leading_columns(frames, wanted, normalize)):
-                    full[k][slots, : h.shape[1]] = h.to(full[k].dtype)
+            for n in sorted({int(lengths[i]) for i in short}):
+                items = [i for i in short if int(lengths[i]) == n]
+                for k, h in enumerate(self._leading_columns(x[items, ..., :n], wanted,
+                                                            normalize)):
+                    full[k][[i * n_chunks for i in items], : h.shape[1]] = h.to(full[k].dtype)
             states = full
         pooled = [self._pool(h, b, n_chunks, t, strategy, lengths) for h in states]
         return pooled[0] if single else pooled
 
     def _leading_columns(self, x: torch.Tensor, wanted: List[int],
                          normalize: bool) -> List[torch.Tensor]:
-        """Chunks shorter than a crop ``(G, C, F, n)`` -> per layer ``(G, 1 + N, D)`` hidden
+        """Clips shorter than a crop ``(G, C, F, n)`` -> per layer ``(G, 1 + N, D)`` hidden
         states of their ``ceil(n / patch_time)`` patch columns alone, scattered to their slots
         in a crop's token order (CLS first; the tokens of absent columns 0)."""
         if normalize:

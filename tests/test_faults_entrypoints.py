@@ -107,7 +107,9 @@ def test_gram_train_skips_bad_audio_when_asked(world, tmp_path, capsys, kind):
     assert expected in (out / "data_check" / "train" / "bad_audio").read_text()
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["train_data_path_and_name_and_type"] == [[str(filtered), "speech", "sound"]]
-    assert config["train_shape_file"] == [str(filtered)]  # the same file as the list
+    # the batches' key order: the filtered list, shuffled
+    assert config["train_shape_file"] == [str(out / "train_order.scp")]
+    assert sorted(datacheck.read_kv(out / "train_order.scp")) == ["u0", "u1"]
 
 
 def test_gram_train_skip_with_nothing_usable_left_refuses(world, tmp_path, capsys):

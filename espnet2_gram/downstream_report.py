@@ -24,6 +24,7 @@ import numpy as np
 from . import report_figures
 from .localization.seld_metrics import LENGTH_FROM
 from .utils.fileio import atomic_open
+from .utils.seed_stats import complete, mean_std_cell
 from .formats import FORMATS
 from .downstream_runs import SNAPSHOT_MODEL
 from .downstream_tasks import TASKS, Metric
@@ -257,20 +258,6 @@ def group_rows(scores: Sequence[Scores]) -> Dict[Tuple[str, str], List[Row]]:
     return {k: sorted(tables[k], key=Row.sort_key) for k in keys}
 
 
-def _complete(values: np.ndarray) -> bool:
-    return values.size > 0 and bool(np.all(np.isfinite(values)))
-
-
-def format_cell(values: np.ndarray, decimals: int) -> str:
-    """``mean ± std`` (ddof=1) over seeds, the value alone, or "-" when any is missing."""
-    if not _complete(values):
-        return "-"
-    text = f"{values.mean():.{decimals}f}"
-    if values.size > 1:
-        text += f" ± {values.std(ddof=1):.{decimals}f}"
-    return text
-
-
 def headline(task: str, rows: Sequence[Row]) -> Tuple[Metric, str]:
     """The metric compared in the one-line summary, and its name."""
     key, name = TASKS[task].headline
@@ -306,9 +293,9 @@ def comparison_lines(task: str, dataset: str, rows: Sequence[Row]) -> List[str]:
         parts, finite = [], []
         for row in members:
             values = row.values(metric)
-            if _complete(values):
+            if complete(values):
                 seeds = f"{values.size} seed" + ("s" if values.size > 1 else "")
-                parts.append(f"{row.label} {format_cell(values, metric.decimals)}{metric.unit}"
+                parts.append(f"{row.label} {mean_std_cell(values, metric.decimals)}{metric.unit}"
                              f" ({seeds})")
                 finite.append((row.label, values))
             else:
@@ -355,7 +342,7 @@ def markdown_table(task: str, rows: Sequence[Row]) -> List[str]:
         cells = [r.format, r.label, r.mode, str(r.num_seeds)]
         if with_folds:
             cells.append(r.folds)
-        cells += [format_cell(r.values(m), m.decimals) for m in metrics]
+        cells += [mean_std_cell(r.values(m), m.decimals) for m in metrics]
         lines.append("|" + "|".join(cells) + "|")
     return lines
 
@@ -464,7 +451,7 @@ def pretraining_curve(task: str, dataset: str, rows: Sequence[Row], images: Path
     metric, name = headline(task, rows)
     curves = defaultdict(list)
     for row in rows:
-        if row.pretrain_steps is not None and _complete(row.values(metric)):
+        if row.pretrain_steps is not None and complete(row.values(metric)):
             curves[(row.format, row.mode)].append(row)
     lines = ["", f"### {name} against pretraining steps: {dataset}", "",
              "|format|mode|model|steps|seeds|" + metric.header + "|", "|---|---|---|---|---|---|"]
@@ -473,7 +460,7 @@ def pretraining_curve(task: str, dataset: str, rows: Sequence[Row], images: Path
         members.sort(key=lambda r: r.pretrain_steps)
         for r in members:
             lines.append(f"|{fmt}|{mode}|{r.label}|{r.pretrain_steps}|{r.num_seeds}|"
-                         f"{format_cell(r.values(metric), metric.decimals)}|")
+                         f"{mean_std_cell(r.values(metric), metric.decimals)}|")
         series.append((f"{fmt}, {mode}", [(r.pretrain_steps, r.values(metric)) for r in members]))
     path = images / f"pretraining_{task}_{_safe(dataset)}.png"
     report_figures.plot_against_steps(series, path, f"{name}: {dataset}",

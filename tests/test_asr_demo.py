@@ -3,6 +3,7 @@ ESPnet's format, the error-rate scorer, and the recipe's stages 1-2 and 6 on tin
 (Stages 3-5 run ESPnet's own asr_train / asr_inference with ``frontend: gram``, as in
 tests/test_reuse.py; with them the recipe takes minutes, too long for a smoke test.)"""
 
+import json
 import os
 import subprocess
 import sys
@@ -287,27 +288,74 @@ def test_recipe_stages_1_2_and_6_on_tiny_inputs(tmp_path, sources, banks):
     test = read_data_dir(data / "test_binaural")
     rirs = {r.rsplit("_", 1)[0] for r in test["utt2rir"].values()}
     assert rirs == {"eval_binaural"}  # the test set uses the held-out bank
-    tokens = (data / "token_list" / "binaural" / "bpe20" / "tokens.txt").read_text().split()
+    tokens = (data / "token_list" / "demo_binaural" / "bpe20" / "tokens.txt").read_text().split()
     assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>"
 
-    # Stage 6 on a made-up decoding: one utterance recognised, one with an event missing,
-    # one with an empty hypothesis.
+    # Stage 6 on made-up decodings of two configs and two training seeds. gram, seed 0: one
+    # utterance recognised, one with an event missing, one empty; seed 1: all recognised.
+    # logmel: all empty (both seeds). valid: all recognised.
     utts = sorted(test["text"])
-    decode = (tmp_path / "exp" / "asr_demo_binaural" / "asr_asr_gram"
-              / "decode_beam4_ctc0.5_valid.acc.ave" / "test_binaural")
-    decode.mkdir(parents=True)
     refs = [test["text"][u].split() for u in utts]
-    decode.joinpath("text").write_text(
-        f"{utts[0]} {' '.join(refs[0])}\n{utts[1]} {' '.join(refs[1][1:])}\n{utts[2]}\n")
-    run_recipe("--stage", "6", "--stop_stage", "6", *opts)
-    results = (tmp_path / "exp" / "asr_demo_binaural" / "RESULTS.md").read_text()
+    valid = read_data_dir(data / "valid_binaural")["text"]
+    hyps = {("gram", 0): f"{utts[0]} {' '.join(refs[0])}\n{utts[1]} {' '.join(refs[1][1:])}\n"
+                         f"{utts[2]}\n",
+            ("gram", 1): "".join(f"{u} {' '.join(r)}\n" for u, r in zip(utts, refs)),
+            ("logmel", 0): "", ("logmel", 1): ""}
+    exp = tmp_path / "exp" / "asr_demo_binaural"
+    for (name, seed), text in hyps.items():
+        decode = exp / f"asr_{name}_seed{seed}" / "decode_beam4_ctc0.5_valid.acc.ave"
+        (decode / "test_binaural").mkdir(parents=True)
+        (decode / "test_binaural" / "text").write_text(text)
+        (decode / "valid_binaural").mkdir()
+        (decode / "valid_binaural" / "text").write_text(
+            "".join(f"{u} {t}\n" for u, t in sorted(valid.items())))
+    configs = tmp_path / "conf"
+    configs.mkdir()
+    for name in ("gram", "logmel"):
+        (configs / f"{name}.yaml").write_text("frontend: default\n")
+    compare = ["--asr_configs", f"{configs / 'gram.yaml'} {configs / 'logmel.yaml'}",
+               "--train_seeds", "0 1"]
+    run_recipe("--stage", "6", "--stop_stage", "6", *opts, *compare)
+    results = (exp / "RESULTS.md").read_text()
     n = sum(map(len, refs))
     expected = 100 * (1 + len(refs[2])) / n
-    row = next(line for line in results.splitlines()
+    gram0 = results[results.index("## " + str(exp / "asr_gram_seed0")):]
+    row = next(line for line in gram0.splitlines()
                if line.startswith("|decode_beam4_ctc0.5_valid.acc.ave/test_binaural|"))
     assert row.split("|")[2:4] == ["3", str(n)] and row.split("|")[8] == f"{expected:.1f}"
     assert "### WER" in results and "### CER" in results and "### TER" in results
     assert "## Environments" in results
+    # the comparison: WER mean ± std (ddof=1) over the two seeds, per config and set
+    table = results[results.index("## Comparison"):].splitlines()
+    assert table[2] == "|system|seeds|WER valid|WER test|CER valid|CER test|"
+    gram, logmel = (line.split("|") for line in table[4:6])
+    std = np.std([expected, 0.0], ddof=1)
+    assert gram[1:5] == ["gram", "2", "0.0 ± 0.0", f"{expected / 2:.1f} ± {std:.1f}"]
+    assert logmel[1:5] == ["logmel", "2", "0.0 ± 0.0", "100.0 ± 0.0"]
+    (exp / "asr_logmel_seed1" / "decode_beam4_ctc0.5_valid.acc.ave" / "test_binaural"
+     / "text").unlink()
+    proc = run_recipe("--stage", "6", "--stop_stage", "6", *opts, *compare, check=False)
+    assert proc.returncode != 0 and "asr_logmel_seed1" in proc.stderr
+
+
+def test_recipe_takes_your_own_corpus(tmp_path, sources):
+    """--corpus_dir: stage 1 checks your train/valid/test directories, stage 2 trains the BPE
+    model on your train text; a missing file is named."""
+    corpus = tmp_path / "my_speech"
+    wav = sources / "audio" / "low_tone_0.wav"
+    for split, words in (("train", "hello world"), ("valid", "hello"), ("test", "world")):
+        write_data_dir(corpus / split, {"wav.scp": {f"{split}1": str(wav), f"{split}2": str(wav)},
+                                        "text": {f"{split}1": words, f"{split}2": "world"}})
+    opts = ["--corpus_dir", str(corpus), "--datadir", str(tmp_path / "data"),
+            "--expdir", str(tmp_path / "exp"), "--nbpe", "20", "--python", sys.executable]
+    run_recipe("--stop_stage", "2", *opts)
+    tokens = (tmp_path / "data" / "token_list" / "my_speech_binaural" / "bpe20"
+              / "tokens.txt").read_text().split()
+    assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>"
+    assert "▁world" in tokens and set("".join(tokens[2:-1])) <= set("▁helowrd")  # your text
+    (corpus / "valid" / "text").unlink()
+    proc = run_recipe("--stop_stage", "2", *opts, check=False)
+    assert proc.returncode == 1 and f"--corpus_dir: expected {corpus}/valid/text" in proc.stderr
 
 
 def test_recipe_refuses_bad_options():
@@ -317,6 +365,54 @@ def test_recipe_refuses_bad_options():
     assert proc.returncode != 0
     for args, words in ((["--stage", "7"], "--stage: expected an integer from 1 to 6, got '7'"),
                         (["--stage", "3", "--stop_stage", "2"], "--stop_stage: expected a stage"),
-                        (["--nj", "two"], "--nj: expected an integer >= 1, got 'two'")):
+                        (["--nj", "two"], "--nj: expected an integer >= 1, got 'two'"),
+                        (["--train_seeds", "0 x"], "--train_seeds: expected integers >= 0, got 'x'"),
+                        (["--asr_configs", "no/such.yaml"], "--asr_configs: no/such.yaml: no such file"),
+                        (["--asr_configs", "egs2/gram/asr_demo/conf/asr_gram.yaml "
+                          "egs2/gram/asr_demo/conf/asr_gram.yaml"], "--asr_configs: egs2/gram/asr_demo/conf/"
+                          "asr_gram.yaml and egs2/gram/asr_demo/conf/asr_gram.yaml have one"
+                          " name (asr_gram)"),
+                        (["--test_sets", "eval"], "--test_sets: expected words from: train valid"
+                                                  " test, got 'eval'")):
         proc = run_recipe(*args, check=False)
         assert proc.returncode == 1 and f"asr_demo/run.sh: error: {words}" in proc.stderr
+
+
+# ----------------------------------------------------------------------------- the configs
+CONFIGS = sorted((REPO / "egs2/gram/asr_demo/conf").glob("asr_*.yaml"))
+# what a frontend of the comparison may change; everything else is the one ASR model
+FRONTEND_KEYS = {"frontend", "frontend_conf", "specaug_conf"}
+
+
+def test_compared_configs_differ_only_in_the_frontend():
+    """The configs of the comparison parse with ESPnet's ASR parser, every ``*_conf`` option
+    exists in its class, and they share the ASR model, the training and the decoding options
+    (log-mel also changes its input layer, since GRAM's 80-ms frames need no subsampling)."""
+    import inspect
+
+    import yaml
+    from espnet2.tasks.asr import ASRTask
+
+    import espnet2_gram  # noqa: F401  (registers frontend: gram)
+
+    assert {c.stem for c in CONFIGS} >= {"asr_gram", "asr_gram_last", "asr_gram_finetune",
+                                         "asr_logmel"}
+    choices = {c.name: c for c in ASRTask.class_choices_list}
+    configs = {c.stem: yaml.safe_load(c.read_text()) for c in CONFIGS}
+    for name, config in configs.items():
+        args = ASRTask.get_parser().parse_args(
+            [f"--{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in config.items()])
+        for part in ("frontend", "encoder", "decoder", "specaug"):
+            params = inspect.signature(choices[part].get_class(getattr(args, part))).parameters
+            assert set(config.get(f"{part}_conf", {})) <= set(params), (name, part)
+    base = configs["asr_gram"]
+    for name, config in configs.items():
+        other = {k: v for k, v in config.items() if k not in FRONTEND_KEYS}
+        same = {k: v for k, v in base.items() if k not in FRONTEND_KEYS}
+        if config["frontend"] != "gram":
+            assert other["encoder_conf"].pop("input_layer") == "conv2d"
+            same = {**same, "encoder_conf": {k: v for k, v in same["encoder_conf"].items()
+                                             if k != "input_layer"}}
+        assert other == same, name
+    assert configs["asr_gram_finetune"]["frontend_conf"]["freeze_steps"] > 0
+    assert configs["asr_gram_last"]["frontend_conf"]["weighted_sum"] is False

@@ -15,18 +15,28 @@
         --dataset decode/test_binaural [--ref ... --hyp ... --dataset ...] \\
         --bpemodel .../bpe.model --output score.md
 
+    # mean ± std over training seeds: one row per system, one column per set and unit
+    python -m espnet2_gram.bin.make_event_sequences compare \\
+        --system asr_gram --dataset test --ref data/asr_demo/test_binaural/text \\
+        --hyp exp/.../asr_asr_gram_seed0/.../test_binaural/text [--system ... --dataset ...
+        --ref ... --hyp ...] --output comparison.md
+
 See espnet2_gram/simulation/event_sequences.py for what the sequences are made of.
 """
 
 import argparse
 import json
+from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 from espnet2_gram.simulation.event_sequences import (TEXT_STYLES, SequenceConfig,
                                                      align_counts, make_event_sequence_set,
                                                      score, train_bpe, units)
 from espnet2_gram.utils.cli import run, setup_logging, str2bool
 from espnet2_gram.utils.fileio import atomic_open, read_kv
+from espnet2_gram.utils.seed_stats import mean_std_cell
 
 HEADER = "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|\n|---|---|---|---|---|---|---|---|---|\n"
 UNITS = (("word", "WER"), ("char", "CER"), ("token", "TER"))
@@ -77,6 +87,15 @@ def get_parser() -> argparse.ArgumentParser:
     c.add_argument("--output", help="markdown file of the WER/CER(/TER) tables (else stdout)")
     c.add_argument("--write_details", type=str2bool, default=False,
                    help="write result.jsonl (ref, hyp, word counts per utterance) beside each hyp")
+
+    m = sub.add_parser("compare", help="error rates over seeds: mean ± std per system and set")
+    m.add_argument("--system", required=True, action="append",
+                   help="the system (config) of a decoding, once per --hyp")
+    m.add_argument("--dataset", required=True, action="append", help="set name, once per --hyp")
+    m.add_argument("--ref", required=True, action="append", help="references, once per --hyp")
+    m.add_argument("--hyp", required=True, action="append",
+                   help="hypotheses of one seed; several per (system, dataset) are its seeds")
+    m.add_argument("--output", help="markdown file of the table (else stdout)")
     return p
 
 
@@ -103,18 +122,30 @@ def score_tables(sets, bpe=None) -> str:
     return "\n".join(out)
 
 
+def read_decoding(ref_file, hyp_file):
+    """References and hypotheses (Kaldi text files); a hypothesis without a reference is an
+    error, a reference without a hypothesis counts as recognised empty."""
+    ref = read_kv(ref_file, allow_empty_value=True)
+    hyp = read_kv(hyp_file, allow_empty_value=True)
+    unknown = sorted(set(hyp) - set(ref))
+    if unknown:
+        raise ValueError(f"{hyp_file}: utterances {unknown[:5]} are not in {ref_file}")
+    return ref, hyp
+
+
+def check_counts(args, *options: str) -> None:
+    counts = {o: len(getattr(args, o) or []) for o in options}
+    if len(set(counts.values())) != 1:
+        raise ValueError("give one --" + ", one --".join(options[:-1]) + f" per --{options[-1]}: "
+                         + ", ".join(f"{n} --{o}" for o, n in counts.items()))
+
+
 def score_cmd(args) -> None:
-    names = args.dataset or [Path(h).parent.name for h in args.hyp]
-    if not len(args.ref) == len(args.hyp) == len(names):
-        raise ValueError(f"give one --ref and one --dataset per --hyp: {len(args.ref)} --ref,"
-                         f" {len(args.hyp)} --hyp, {len(names)} --dataset")
+    args.dataset = args.dataset or [Path(h).parent.name for h in args.hyp]
+    check_counts(args, "ref", "dataset", "hyp")
     sets = []
-    for name, ref_file, hyp_file in zip(names, args.ref, args.hyp):
-        ref = read_kv(ref_file, allow_empty_value=True)
-        hyp = read_kv(hyp_file, allow_empty_value=True)
-        unknown = sorted(set(hyp) - set(ref))
-        if unknown:
-            raise ValueError(f"{hyp_file}: utterances {unknown[:5]} are not in {ref_file}")
+    for name, ref_file, hyp_file in zip(args.dataset, args.ref, args.hyp):
+        ref, hyp = read_decoding(ref_file, hyp_file)
         sets.append((name, ref, hyp))
         if args.write_details:
             with atomic_open(Path(hyp_file).parent / "result.jsonl") as f:
@@ -128,12 +159,45 @@ def score_cmd(args) -> None:
         import sentencepiece as spm
 
         bpe = spm.SentencePieceProcessor(model_file=args.bpemodel)
-    text = score_tables(sets, bpe)
-    if args.output:
-        with atomic_open(Path(args.output)) as f:
+    write_or_print(score_tables(sets, bpe), args.output)
+
+
+def write_or_print(text: str, output) -> None:
+    if output:
+        with atomic_open(Path(output)) as f:
             f.write(text)
     else:
         print(text, end="")
+
+
+def comparison_table(decodings) -> str:
+    """Markdown table of ``(system, dataset, ref, hyp)`` decodings: one row per system, the
+    WER and CER of each set as mean ± std over the system's decodings of it (its seeds)."""
+    rates = defaultdict(list)
+    systems, datasets = {}, {}
+    for system, dataset, ref, hyp in decodings:
+        systems.setdefault(system, None)
+        datasets.setdefault(dataset, None)
+        for unit, _ in UNITS[:2]:
+            rates[system, dataset, unit].append(score(ref, hyp, unit).rate())
+    header = ["system", "seeds"] + [f"{title} {d}" for _, title in UNITS[:2] for d in datasets]
+    lines = ["|" + "|".join(header) + "|", "|" + "---|" * len(header)]
+    for system in systems:
+        counts = {d: len(rates[system, d, "word"]) for d in datasets}
+        if len(set(counts.values())) != 1:
+            raise ValueError(f"system {system}: its sets have different numbers of decodings"
+                             f" (seeds): {counts}")
+        cells = [mean_std_cell(np.array(rates[system, d, unit]), 1)
+                 for unit, _ in UNITS[:2] for d in datasets]
+        lines.append("|" + "|".join([system, str(counts[next(iter(datasets))]), *cells]) + "|")
+    return "\n".join(lines) + "\n"
+
+
+def compare_cmd(args) -> None:
+    check_counts(args, "system", "dataset", "ref", "hyp")
+    decodings = [(system, dataset, *read_decoding(ref, hyp)) for system, dataset, ref, hyp
+                 in zip(args.system, args.dataset, args.ref, args.hyp)]
+    write_or_print(comparison_table(decodings), args.output)
 
 
 def main(argv=None) -> None:
@@ -143,8 +207,10 @@ def main(argv=None) -> None:
         simulate(args)
     elif args.command == "bpe":
         train_bpe(args.text, args.model_prefix, args.vocab_size, args.model_type)
-    else:
+    elif args.command == "score":
         score_cmd(args)
+    else:
+        compare_cmd(args)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,18 @@
 #   egs2/gram/asr_demo/run.sh                               # binaural, every stage
 #   egs2/gram/asr_demo/run.sh --format foa                  # with the FOA model and banks
 #   egs2/gram/asr_demo/run.sh --stage 5 --stop_stage 6      # decode and score again
+#   egs2/gram/asr_demo/run.sh --asr_configs "$(ls egs2/gram/asr_demo/conf/asr_*.yaml)" \
+#       --train_seeds "0 1 2"                               # compare the frontends, 3 seeds
+#   egs2/gram/asr_demo/run.sh --corpus_dir data/my_speech --nbpe 300   # your own corpus
 #
 # Stages: 1 event-sequence data (data/asr_demo/<set>_<format>, audio in dump/asr_demo/)
 #         2 BPE model and token list (data/asr_demo/token_list/<format>/bpe<nbpe>/)
-#         3 statistics: shape files and feature statistics (asr_train --collect_stats true)
-#         4 ASR training (exp/asr_demo_<format>/asr_<tag>/)
+#           (with --corpus_dir: checks your Kaldi-style train/, valid/, test/ instead)
+#         3 statistics per config: shape files and feature statistics (--collect_stats true)
+#         4 ASR training per config and seed (exp/asr_demo_<format>/asr_<config>_seed<N>/)
 #         5 decoding of test_sets, valid and test (asr_inference, inference_nj jobs each)
-#         6 scoring of every decoding (WER, CER, BPE-token ER): exp/asr_demo_<format>/RESULTS.md
+#         6 scoring of every decoding (WER, CER, BPE-token ER) and the comparison of the
+#           configs (mean +- std over seeds): exp/asr_demo_<format>/RESULTS.md
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (asr_demo/run.sh) $*"; }
@@ -22,7 +27,7 @@ stop_stage=6
 format=binaural         # binaural | foa: the RIR banks and the packed GRAM model used
 nj=2                    # jobs of stage 3 (stage 1 runs one job per set)
 inference_nj=2          # jobs of stage 5
-seed=0
+seed=0                  # seed of the data (stage 1); training seeds: --train_seeds
 python=python3
 datadir=data/asr_demo   # Kaldi-style data directories and the token list
 dumpdir=dump/asr_demo   # audio of the event sequences
@@ -32,7 +37,10 @@ bankdir=exp/rir_bank    # RIR banks of the main recipe (stage 3 there)
 packdir=exp/packed      # packed GRAM models of the main recipe (stage 7 there)
 fs=16000                # sample rate of the corpora, the banks and the GRAM model
 
-# Stage 1: event sequences.
+# Stage 1: event sequences, or your own corpus.
+corpus_dir=""           # a folder with Kaldi-style train/, valid/ and test/ (wav.scp, text; mono
+                        # audio or the GRAM model's channels, at fs) used instead of the event
+                        # sequences: experiments go to ${expdir}/asr_<folder name>_<format>
 train_source=demo_train # single-label clips (wav.scp + utt2label) under ${rawdir}
 valid_source=demo_valid
 test_source=demo_test
@@ -48,9 +56,12 @@ seq_args=""             # more options of make_event_sequences simulate, e.g. "-
 nbpe=100                # sentencepiece vocabulary size (<unk>, <s>, </s> included)
 bpemode=bpe             # bpe | unigram
 
-# Stages 3-4: model.
-asr_config=egs2/gram/asr_demo/conf/asr_gram.yaml
-asr_tag=""              # experiment name (default: from the config file name)
+# Stages 3-4: models.
+asr_configs=egs2/gram/asr_demo/conf/asr_gram.yaml  # ASR configs to train and compare (one
+                        # experiment asr_<config name>_seed<N> per training seed); conf/ has the
+                        # GRAM frontend frozen (asr_gram: layer weights; asr_gram_last: last
+                        # layer), thawed after 100 steps (asr_gram_finetune) and log-mel (asr_logmel)
+train_seeds=0           # training seeds of every config, e.g. "0 1 2"
 asr_args=""             # more options of asr_train, e.g. "--max_epoch 2"
 speech_fold_length=160000  # folded batches: smaller above this many samples (10 s)
 text_fold_length=150
@@ -84,21 +95,53 @@ rendered_formats=$(python3 espnet2_gram/formats.py --rendered)  # the registry (
   || die "--format: expected one of ${rendered_formats}, got '${format}'"
 for v in nj inference_nj fs num_train num_valid num_test nbpe beam_size; do check_int "${v}" 1; done
 check_int seed 0
+[ -n "${train_seeds// /}" ] || die "--train_seeds: expected one or more integers >= 0, got ''"
+for s in ${train_seeds}; do
+  [[ "${s}" =~ ^[0-9]{1,9}$ ]] || die "--train_seeds: expected integers >= 0, got '${s}'"
+done
+[ -n "${asr_configs// /}" ] || die "--asr_configs: expected one or more YAML files, got ''"
+declare -A config_of=()
+for c in ${asr_configs}; do
+  [ -f "${c}" ] || die "--asr_configs: ${c}: no such file"
+  t=$(basename "${c}" .yaml)
+  [ -z "${config_of[${t}]:-}" ] || die "--asr_configs: ${config_of[${t}]} and ${c} have one name (${t})"
+  config_of[${t}]=${c}
+done
+if [ -n "${corpus_dir}" ]; then
+  for split in train valid test; do
+    for f in wav.scp text; do
+      [ -s "${corpus_dir}/${split}/${f}" ] \
+        || die "--corpus_dir: expected ${corpus_dir}/${split}/${f} (Kaldi-style train/, valid/, test/)"
+    done
+  done
+fi
 
 . ./path.sh
 . ./cmd.sh
 
 gram_model=${gram_model:-${packdir}/gram_${format}}
-[ -n "${asr_tag}" ] || asr_tag=$(basename "${asr_config}" .yaml)
-exp_root=${expdir}/asr_demo_${format}
-asr_exp=${exp_root}/asr_${asr_tag}
-stats_dir=${exp_root}/stats
-token_dir=${datadir}/token_list/${format}/${bpemode}${nbpe}
+corpus=demo
+[ -z "${corpus_dir}" ] || corpus=$(basename "$(readlink -f "${corpus_dir}")")
+exp_root=${expdir}/asr_${corpus}_${format}
+token_dir=${datadir}/token_list/${corpus}_${format}/${bpemode}${nbpe}
 bpemodel=${token_dir}/bpe.model
 token_list=${token_dir}/tokens.txt
-train_set=train_${format}
-valid_set=valid_${format}
-test_set=test_${format}
+set_dir() {  # <train|valid|test>: its data directory
+  case $1 in
+    train|valid|test) if [ -n "${corpus_dir}" ]; then echo "${corpus_dir}/$1";
+                      else echo "${datadir}/$1_${format}"; fi ;;
+    *) die "--test_sets: expected words from: train valid test, got '$1'" ;;
+  esac
+}
+for dset in ${test_sets}; do set_dir "${dset}" > /dev/null; done
+train_dir=$(set_dir train)
+valid_dir=$(set_dir valid)
+experiments() {  # every experiment: <config name> <seed>, in the order of the options
+  local c s
+  for c in ${asr_configs}; do
+    for s in ${train_seeds}; do echo "$(basename "${c}" .yaml) ${s}"; done
+  done
+}
 if [ -z "${inference_tag}" ]; then
   inference_tag=decode_beam${beam_size}_ctc${ctc_weight}
   [ -z "${inference_args}" ] ||
@@ -117,52 +160,60 @@ timing() {  # <stage name> <start seconds>: log and record how long a stage took
   echo "$(date '+%Y-%m-%dT%H:%M:%S') $1 ${secs} s" >> "${exp_root}/stage_times.txt"
 }
 
-log "format=${format} stages ${stage}..${stop_stage} gram_model=${gram_model} exp=${asr_exp}"
+log "format=${format} stages ${stage}..${stop_stage} gram_model=${gram_model} configs: ${asr_configs} seeds: ${train_seeds} exp=${exp_root}"
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   t0=$(date +%s)
-  log "Stage 1: event-sequence data (${num_train}/${num_valid}/${num_test} utterances, ${format})"
-  # set, source clips, bank, size, seed: valid uses the training bank, test the held-out one
-  while read -r dset src bank num dseed; do
-    # shellcheck disable=SC2086
-    ${train_cmd} "${exp_root}/log/make_data_${dset}.log" \
-      ${python} -m espnet2_gram.bin.make_event_sequences simulate --data_dir "${rawdir}/${src}" \
-        --bank_dir "${bankdir}/${bank}_${format}" \
-        ${noise_set:+--noise_dir "${rawdir}/${noise_set}"} \
-        --out_dir "${datadir}/${dset}" --audio_dir "${dumpdir}/${dset}" --num_utts "${num}" \
-        --seed "${dseed}" --prefix "${dset}_" --text_style "${text_style}" ${seq_args} < /dev/null &
-  done <<EOF
-${train_set} ${train_source} train ${num_train} ${seed}
-${valid_set} ${valid_source} train ${num_valid} $((seed + 1))
-${test_set} ${test_source} eval ${num_test} $((seed + 2))
+  if [ -n "${corpus_dir}" ]; then
+    log "Stage 1: your corpus ${corpus_dir} (train, valid, test)"
+    for split in train valid test; do validate_data_dir.sh "${corpus_dir}/${split}"; done
+  else
+    log "Stage 1: event-sequence data (${num_train}/${num_valid}/${num_test} utterances, ${format})"
+    # set, source clips, bank, size, seed: valid uses the training bank, test the held-out one
+    while read -r split src bank num dseed; do
+      dset=${split}_${format}
+      # shellcheck disable=SC2086
+      ${train_cmd} "${exp_root}/log/make_data_${dset}.log" \
+        ${python} -m espnet2_gram.bin.make_event_sequences simulate --data_dir "${rawdir}/${src}" \
+          --bank_dir "${bankdir}/${bank}_${format}" \
+          ${noise_set:+--noise_dir "${rawdir}/${noise_set}"} \
+          --out_dir "${datadir}/${dset}" --audio_dir "${dumpdir}/${dset}" --num_utts "${num}" \
+          --seed "${dseed}" --prefix "${dset}_" --text_style "${text_style}" ${seq_args} < /dev/null &
+    done <<EOF
+train ${train_source} train ${num_train} ${seed}
+valid ${valid_source} train ${num_valid} $((seed + 1))
+test ${test_source} eval ${num_test} $((seed + 2))
 EOF
-  wait_all
-  for dset in ${train_set} ${valid_set} ${test_set}; do
-    validate_data_dir.sh "${datadir}/${dset}"
-  done
+    wait_all
+    for split in train valid test; do validate_data_dir.sh "$(set_dir "${split}")"; done
+  fi
   timing "stage1_data" "${t0}"
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   t0=$(date +%s)
-  log "Stage 2: ${bpemode} model (${nbpe} pieces) and token list from ${datadir}/${train_set}/text"
+  log "Stage 2: ${bpemode} model (${nbpe} pieces) and token list from ${train_dir}/text"
   mkdir -p "${token_dir}"
-  ${python} -m espnet2_gram.bin.make_event_sequences bpe --text "${datadir}/${train_set}/text" \
+  ${python} -m espnet2_gram.bin.make_event_sequences bpe --text "${train_dir}/text" \
     --model_prefix "${token_dir}/bpe" --vocab_size "${nbpe}" --model_type "${bpemode}"
   # ESPnet's order: <blank>, <unk>, the units by frequency, <sos/eos>
   ${python} -m espnet2.bin.tokenize_text --token_type bpe --bpemodel "${bpemodel}" \
-    --input "${datadir}/${train_set}/text" --output "${token_list}" --field 2- \
+    --input "${train_dir}/text" --output "${token_list}" --field 2- \
     --cleaner none --g2p none --write_vocabulary true \
     --add_symbol "<blank>:0" --add_symbol "<unk>:1" --add_symbol "<sos/eos>:-1"
   log "token list ${token_list}: $(wc -l < "${token_list}") entries"
   timing "stage2_tokens" "${t0}"
 fi
 
-# Options shared by statistics collection, training and decoding.
-asr_common_opts() {
-  echo --config "${asr_config}" --frontend_conf "model_path=${gram_model}" \
-    --frontend_conf "fs=${fs}" --token_type bpe --bpemodel "${bpemodel}" \
-    --token_list "${token_list}" --use_tensorboard false --seed "${seed}"
+# Options shared by statistics collection, training and decoding of one config: the packed
+# GRAM model for a GRAM frontend, the sample rate for any frontend.
+asr_common_opts() {  # <config name> <seed>
+  local config=${config_of[$1]} frontend
+  frontend=$(${python} -c 'import sys, yaml
+print((yaml.safe_load(open(sys.argv[1])) or {}).get("frontend", "default"))' "${config}")
+  echo --config "${config}" --frontend_conf "fs=${fs}" --token_type bpe \
+    --bpemodel "${bpemodel}" --token_list "${token_list}" --use_tensorboard false --seed "$2"
+  [ "${frontend}" != gram ] || echo --frontend_conf "model_path=${gram_model}"
 }
 data_opts() {  # <split: train|valid> <data dir>
   echo --"$1"_data_path_and_name_and_type "$2/wav.scp,speech,sound" \
@@ -170,108 +221,137 @@ data_opts() {  # <split: train|valid> <data dir>
 }
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-  t0=$(date +%s)
-  log "Stage 3: statistics (shape files, feature statistics) in ${stats_dir}"
-  logdir=${stats_dir}/logdir
-  rm -rf "${logdir}"
-  mkdir -p "${logdir}"
-  _nj=$(( nj < num_valid ? nj : num_valid ))
-  for split in train valid; do
-    dset=${train_set}; [ "${split}" = valid ] && dset=${valid_set}
+  for tag in $(experiments | awk '!seen[$1]++ { print $1 }'); do
+    t0=$(date +%s)
+    stats_dir=${exp_root}/stats_${tag}
+    log "Stage 3: statistics of ${tag} (shape files, feature statistics) in ${stats_dir}"
+    logdir=${stats_dir}/logdir
+    rm -rf "${logdir}"
+    mkdir -p "${logdir}"
+    num_valid_utts=$(wc -l < "${valid_dir}/wav.scp")
+    _nj=$(( nj < num_valid_utts ? nj : num_valid_utts ))
+    for split in train valid; do
+      # shellcheck disable=SC2046
+      split_scp.sh "$(set_dir "${split}")/wav.scp" \
+        $(for n in $(seq "${_nj}"); do echo "${logdir}/${split}.${n}.scp"; done)
+    done
     # shellcheck disable=SC2046
-    split_scp.sh "${datadir}/${dset}/wav.scp" \
-      $(for n in $(seq "${_nj}"); do echo "${logdir}/${split}.${n}.scp"; done)
+    ${train_cmd} JOB=1:"${_nj}" "${logdir}/stats.JOB.log" \
+      ${python} -m espnet2_gram.bin.asr_train --collect_stats true --ngpu 0 --num_workers 0 \
+        --normalize none $(asr_common_opts "${tag}" "${seed}") \
+        $(data_opts train "${train_dir}") $(data_opts valid "${valid_dir}") \
+        --train_shape_file "${logdir}/train.JOB.scp" --valid_shape_file "${logdir}/valid.JOB.scp" \
+        --output_dir "${logdir}/stats.JOB"
+    # shellcheck disable=SC2046
+    ${python} -m espnet2.bin.aggregate_stats_dirs \
+      $(for n in $(seq "${_nj}"); do echo --input_dir "${logdir}/stats.${n}"; done) \
+      --output_dir "${stats_dir}"
+    for split in train valid; do  # token counts and vocabulary size (ESPnet's text_shape.<type>)
+      awk -v N="$(wc -l < "${token_list}")" '{ print $0 "," N }' \
+        "${stats_dir}/${split}/text_shape" > "${stats_dir}/${split}/text_shape.bpe"
+    done
+    timing "stage3_stats_${tag}" "${t0}"
   done
-  # shellcheck disable=SC2046
-  ${train_cmd} JOB=1:"${_nj}" "${logdir}/stats.JOB.log" \
-    ${python} -m espnet2_gram.bin.asr_train --collect_stats true --ngpu 0 --num_workers 0 \
-      --normalize none \
-      $(asr_common_opts) $(data_opts train "${datadir}/${train_set}") \
-      $(data_opts valid "${datadir}/${valid_set}") \
-      --train_shape_file "${logdir}/train.JOB.scp" --valid_shape_file "${logdir}/valid.JOB.scp" \
-      --output_dir "${logdir}/stats.JOB"
-  # shellcheck disable=SC2046
-  ${python} -m espnet2.bin.aggregate_stats_dirs \
-    $(for n in $(seq "${_nj}"); do echo --input_dir "${logdir}/stats.${n}"; done) \
-    --output_dir "${stats_dir}"
-  for split in train valid; do  # token counts and vocabulary size (ESPnet's text_shape.<type>)
-    awk -v N="$(wc -l < "${token_list}")" '{ print $0 "," N }' \
-      "${stats_dir}/${split}/text_shape" > "${stats_dir}/${split}/text_shape.bpe"
-  done
-  timing "stage3_stats" "${t0}"
 fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
-  t0=$(date +%s)
-  log "Stage 4: ASR training (${asr_config}) in ${asr_exp}; log: ${asr_exp}/train.log"
-  # shellcheck disable=SC2046,SC2086
-  ${train_cmd} "${asr_exp}/train.log" \
-    ${python} -m espnet2_gram.bin.asr_train --ngpu 0 --resume true \
-      $(asr_common_opts) --normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz" \
-      $(data_opts train "${datadir}/${train_set}") $(data_opts valid "${datadir}/${valid_set}") \
-      --train_shape_file "${stats_dir}/train/speech_shape" \
-      --train_shape_file "${stats_dir}/train/text_shape.bpe" \
-      --valid_shape_file "${stats_dir}/valid/speech_shape" \
-      --valid_shape_file "${stats_dir}/valid/text_shape.bpe" \
-      --fold_length "${speech_fold_length}" --fold_length "${text_fold_length}" \
-      --output_dir "${asr_exp}" ${asr_args}
-  log "$(grep -h 'epoch results' "${asr_exp}/train.log" | tail -n 1 | sed 's/.*INFO: //')"
-  timing "stage4_train" "${t0}"
+  while read -r tag tseed; do
+    t0=$(date +%s)
+    asr_exp=${exp_root}/asr_${tag}_seed${tseed}
+    stats_dir=${exp_root}/stats_${tag}
+    log "Stage 4: ASR training (${config_of[${tag}]}, seed ${tseed}) in ${asr_exp}; log: ${asr_exp}/train.log"
+    # shellcheck disable=SC2046,SC2086
+    ${train_cmd} "${asr_exp}/train.log" \
+      ${python} -m espnet2_gram.bin.asr_train --ngpu 0 --resume true \
+        $(asr_common_opts "${tag}" "${tseed}") \
+        --normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz" \
+        $(data_opts train "${train_dir}") $(data_opts valid "${valid_dir}") \
+        --train_shape_file "${stats_dir}/train/speech_shape" \
+        --train_shape_file "${stats_dir}/train/text_shape.bpe" \
+        --valid_shape_file "${stats_dir}/valid/speech_shape" \
+        --valid_shape_file "${stats_dir}/valid/text_shape.bpe" \
+        --fold_length "${speech_fold_length}" --fold_length "${text_fold_length}" \
+        --output_dir "${asr_exp}" ${asr_args} < /dev/null
+    log "$(grep -h 'epoch results' "${asr_exp}/train.log" | tail -n 1 | sed 's/.*INFO: //')"
+    timing "stage4_train_${tag}_seed${tseed}" "${t0}"
+  done < <(experiments)
 fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-  t0=$(date +%s)
-  for dset in ${test_sets}; do
-    dset=${dset}_${format}
-    dir=${asr_exp}/${inference_tag}/${dset}
-    log "Stage 5: decoding ${dset} with ${asr_exp}/${inference_model} into ${dir}"
-    logdir=${dir}/logdir
-    rm -rf "${logdir}"
-    mkdir -p "${logdir}"
-    num=$(wc -l < "${datadir}/${dset}/wav.scp")
-    _nj=$(( inference_nj < num ? inference_nj : num ))
-    # shellcheck disable=SC2046
-    split_scp.sh "${datadir}/${dset}/wav.scp" \
-      $(for n in $(seq "${_nj}"); do echo "${logdir}/keys.${n}.scp"; done)
-    # shellcheck disable=SC2086
-    ${decode_cmd} JOB=1:"${_nj}" "${logdir}/asr_inference.JOB.log" \
-      ${python} -m espnet2_gram.bin.asr_inference --ngpu 0 --batch_size 1 --seed "${seed}" \
-        --data_path_and_name_and_type "${datadir}/${dset}/wav.scp,speech,sound" \
-        --key_file "${logdir}/keys.JOB.scp" --asr_train_config "${asr_exp}/config.yaml" \
-        --asr_model_file "${asr_exp}/${inference_model}" --output_dir "${logdir}/output.JOB" \
-        --beam_size "${beam_size}" --ctc_weight "${ctc_weight}" --lm_weight 0.0 ${inference_args}
-    for f in token text; do
-      for n in $(seq "${_nj}"); do cat "${logdir}/output.${n}/1best_recog/${f}"; done \
-        | LC_ALL=C sort > "${dir}/${f}"
+  while read -r tag tseed; do
+    t0=$(date +%s)
+    asr_exp=${exp_root}/asr_${tag}_seed${tseed}
+    for name in ${test_sets}; do
+      src=$(set_dir "${name}")
+      dir=${asr_exp}/${inference_tag}/${name}_${format}
+      log "Stage 5: decoding ${src} with ${asr_exp}/${inference_model} into ${dir}"
+      logdir=${dir}/logdir
+      rm -rf "${logdir}"
+      mkdir -p "${logdir}"
+      num=$(wc -l < "${src}/wav.scp")
+      _nj=$(( inference_nj < num ? inference_nj : num ))
+      # shellcheck disable=SC2046
+      split_scp.sh "${src}/wav.scp" \
+        $(for n in $(seq "${_nj}"); do echo "${logdir}/keys.${n}.scp"; done)
+      # shellcheck disable=SC2086
+      ${decode_cmd} JOB=1:"${_nj}" "${logdir}/asr_inference.JOB.log" \
+        ${python} -m espnet2_gram.bin.asr_inference --ngpu 0 --batch_size 1 --seed "${tseed}" \
+          --data_path_and_name_and_type "${src}/wav.scp,speech,sound" \
+          --key_file "${logdir}/keys.JOB.scp" --asr_train_config "${asr_exp}/config.yaml" \
+          --asr_model_file "${asr_exp}/${inference_model}" --output_dir "${logdir}/output.JOB" \
+          --beam_size "${beam_size}" --ctc_weight "${ctc_weight}" --lm_weight 0.0 \
+          ${inference_args} < /dev/null
+      for f in token text; do
+        for n in $(seq "${_nj}"); do cat "${logdir}/output.${n}/1best_recog/${f}"; done \
+          | LC_ALL=C sort > "${dir}/${f}.tmp"
+        mv "${dir}/${f}.tmp" "${dir}/${f}"
+      done
     done
-  done
-  timing "stage5_decode" "${t0}"
+    timing "stage5_decode_${tag}_seed${tseed}" "${t0}"
+  done < <(experiments)
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
   t0=$(date +%s)
-  # Every decoding of this experiment (the decode_* directories) goes into RESULTS.md.
-  score_opts=()
-  for dir in "${asr_exp}"/decode_*/; do
-    for dset in ${test_sets}; do
-      dset=${dset}_${format}
-      [ -f "${dir}${dset}/text" ] || continue
-      score_opts+=(--ref "${datadir}/${dset}/text" --hyp "${dir}${dset}/text"
-                   --dataset "$(basename "${dir}")/${dset}")
+  # Every decoding of every experiment (the decode_* directories) goes into its score.md, and
+  # the decodings named by --inference_tag into the comparison of the configs over seeds.
+  compare_opts=()
+  while read -r tag tseed; do
+    asr_exp=${exp_root}/asr_${tag}_seed${tseed}
+    score_opts=()
+    for dir in "${asr_exp}"/decode_*/; do
+      for name in ${test_sets}; do
+        [ -f "${dir}${name}_${format}/text" ] || continue
+        score_opts+=(--ref "$(set_dir "${name}")/text" --hyp "${dir}${name}_${format}/text"
+                     --dataset "$(basename "${dir}")/${name}_${format}")
+      done
     done
-  done
-  if [ "${#score_opts[@]}" -eq 0 ]; then
-    echo "$0: ERROR: no decoding to score in ${asr_exp}/decode_* (run stage 5)" >&2
-    exit 1
-  fi
-  log "Stage 6: scoring $((${#score_opts[@]} / 6)) decoding(s) of ${asr_exp}"
-  ${python} -m espnet2_gram.bin.make_event_sequences score "${score_opts[@]}" \
-    --bpemodel "${bpemodel}" --output "${asr_exp}/score.md" --write_details true
+    if [ "${#score_opts[@]}" -eq 0 ]; then
+      echo "$0: ERROR: no decoding to score in ${asr_exp}/decode_* (run stage 5)" >&2
+      exit 1
+    fi
+    log "Stage 6: scoring $((${#score_opts[@]} / 6)) decoding(s) of ${asr_exp}"
+    ${python} -m espnet2_gram.bin.make_event_sequences score "${score_opts[@]}" \
+      --bpemodel "${bpemodel}" --output "${asr_exp}/score.md" --write_details true
+    for name in ${test_sets}; do
+      hyp=${asr_exp}/${inference_tag}/${name}_${format}/text
+      [ -f "${hyp}" ] || die "no decoding ${hyp} to compare (run stage 5 with these options)"
+      compare_opts+=(--system "${tag}" --dataset "${name}" --ref "$(set_dir "${name}")/text"
+                     --hyp "${hyp}")
+    done
+  done < <(experiments)
+  ${python} -m espnet2_gram.bin.make_event_sequences compare "${compare_opts[@]}" \
+    --output "${exp_root}/comparison.md"
   results=${exp_root}/RESULTS.md
-  sizes=$(for dset in ${train_set} ${valid_set} ${test_set}; do
-    wc -l < "${datadir}/${dset}/text"; done | paste -sd/)
+  sizes=$(for split in train valid test; do
+    wc -l < "$(set_dir "${split}")/text"; done | paste -sd/)
+  data_note="your corpus ${corpus_dir}"
+  if [ -z "${corpus_dir}" ]; then
+    data_note="event sequences of the demo corpus, ${format}, ${text_style} transcriptions"
+  fi
   wer_note=""
-  [ "${text_style}" = class ] && wer_note=" (one word per event: the event error rate)"
+  [ -z "${corpus_dir}" ] && [ "${text_style}" = class ] \
+    && wer_note=" (one word per event: the event error rate)"
   {
     echo "<!-- Generated by egs2/gram/asr_demo/run.sh -->"
     echo "# RESULTS"
@@ -280,10 +360,10 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     echo "- python version: \`$(${python} -c 'import sys; print(sys.version.split()[0])')\`"
     echo "- espnet version: \`espnet $(${python} -c 'import espnet; print(espnet.__version__)')\`"
     echo "- pytorch version: \`pytorch $(${python} -c 'import torch; print(torch.__version__)')\`"
-    echo "- GRAM frontend (frozen): \`${gram_model}\`; ASR config: \`${asr_config}\`"
-    echo "- data: event sequences of the demo corpus, ${format}, ${text_style} transcriptions;" \
-      "train/valid/test ${sizes} utterances; tokens: ${bpemode} ${nbpe}" \
-      "(\`${token_list}\`, $(wc -l < "${token_list}") entries)"
+    echo "- GRAM model (GRAM frontends): \`${gram_model}\`; ASR configs:" \
+      "$(for c in ${asr_configs}; do printf '`%s` ' "${c}"; done)"
+    echo "- data: ${data_note}; train/valid/test ${sizes} utterances; tokens: ${bpemode}" \
+      "${nbpe} (\`${token_list}\`, $(wc -l < "${token_list}") entries)"
     echo "- WER: words of the transcription${wer_note};" \
       "CER: characters (a space counts as one); TER: ${bpemode} tokens"
     if [ -f "${exp_root}/stage_times.txt" ]; then
@@ -292,9 +372,16 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
           "${exp_root}/stage_times.txt" | sort | paste -sd' ')"
     fi
     echo
-    echo "## ${asr_exp}"
-    cat "${asr_exp}/score.md"
-  } > "${results}"
+    echo "## Comparison: ${inference_tag}, mean ± std over training seeds (${train_seeds})"
+    echo
+    cat "${exp_root}/comparison.md"
+    while read -r tag tseed; do
+      echo
+      echo "## ${exp_root}/asr_${tag}_seed${tseed}"
+      cat "${exp_root}/asr_${tag}_seed${tseed}/score.md"
+    done < <(experiments)
+  } > "${results}.tmp"
+  mv "${results}.tmp" "${results}"
   cat "${results}"
   timing "stage6_score" "${t0}"
 fi

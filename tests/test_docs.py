@@ -8,7 +8,7 @@ run or checked here, so none can rot.
 - Shell: every ``python -m espnet2_gram.bin.X`` names an existing entry point whose parser
   accepts each ``--option`` used (``--print_config`` commands are run); recipe scripts exist and
   each ``--name`` is one of their variables (``--stage`` values within their stages); sourced
-  files and pytest targets exist; repository paths named as values exist.
+  files and pytest targets exist; repository paths named as values (or in a list value) exist.
 - Whatever cannot run here is listed in ``NOT_RUNNABLE`` with a reason; an unlisted command
   or block that no rule handles fails the test.
 """
@@ -182,8 +182,9 @@ def check_recipe(script, args):
             options = entry_point_options(PASSED_ON[script, name])
             for option in shlex.split(value):
                 assert not option.startswith("--") or option in options, f"{a} {option}"
-        if re.match(r"(conf|egs2)/", value):
-            assert (ROOT / value).exists(), value
+        for word in value.split():  # a path, or a list of paths (--asr_configs)
+            if re.match(r"(conf|egs2)/", word):
+                assert (ROOT / word).exists(), word
 
 
 def python_snippets():

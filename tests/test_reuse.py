@@ -184,3 +184,23 @@ def test_pack_records_the_epoch_and_steps_of_its_weights(tmp_path, packed):
     (out / "weights.yaml").write_text("steps: -3\n")
     with pytest.raises(PackedModelError, match="weights.yaml: steps = -3; expected an integer"):
         pretrain_steps(out)
+
+
+def test_reuse_benchmark_compares_the_asr_frontends(packed):
+    """benchmark_reuse times one ASR step per frontend variant: the encoder sees GRAM's 80-ms
+    frames (here the tiny model's), the 10-ms mel frames, or those subsampled 4x by conv2d;
+    a frozen GRAM adds no trainable parameters, a trained one all of its own."""
+    from espnet2_gram.bin.benchmark_reuse import bench_asr
+    from espnet2_gram.packing import load_gram
+
+    gram = load_gram(packed)
+    result = bench_asr(str(packed), batch=2, seconds=1.0, steps=1)
+    mel_frames = 1 + gram.frontend.fs // 160  # centred STFT, 10-ms hop
+    assert result["logmel"]["encoder_frames"] == mel_frames
+    assert result["logmel_conv2d"]["encoder_frames"] == ((mel_frames - 1) // 2 - 1) // 2
+    assert result["gram_frozen"]["encoder_frames"] == result["gram_trained"]["encoder_frames"]
+    own = sum(p.numel() for part in (gram.frontend, gram.encoder) for p in part.parameters())
+    gap = result["gram_trained"]["trainable_params"] - result["gram_frozen"]["trainable_params"]
+    assert gap == own and result["logmel"]["step_ratio"] == 1.0
+    for name in ("gram_frozen", "gram_trained", "logmel_conv2d"):
+        assert result[name]["step_ratio"] > 0 and result[name]["frontend_ratio"] > 0

@@ -2,9 +2,10 @@
 
     python -m espnet2_gram.bin.benchmark_reuse --model exp/packed/gram_binaural
 
-1. An ESPnet ASR training step (forward + backward + Adam) with ``frontend: gram`` (frozen)
-   against the same model with ESPnet's default log-mel frontend (80 mels); both feed the
-   same small transformer encoder/decoder.
+1. An ESPnet ASR training step (forward + backward + Adam) with ``frontend: gram``, frozen
+   and trained, against the same model with ESPnet's default log-mel frontend (80 mels), with
+   a linear input layer and with the 4x conv2d subsampling of the ASR demo's log-mel config;
+   all feed the same small transformer encoder/decoder. Ratios are against log-mel (linear).
 2. HEAR embedding extraction (``espnet2_gram.hear``) in times real time.
 """
 
@@ -25,14 +26,22 @@ ENCODER = {"output_size": 144, "attention_heads": 4, "linear_units": 576, "num_b
 DECODER = {"attention_heads": 4, "linear_units": 576, "num_blocks": 2}
 
 
-def asr_model(frontend: str, frontend_conf: dict, vocab: int = 40):
+LOGMEL = {"n_fft": 512, "hop_length": 160, "n_mels": 80}
+# name: frontend, its options, the encoder's input layer
+VARIANTS = {"gram_frozen": ("gram", {"freeze_steps": -1}, "linear"),
+            "gram_trained": ("gram", {"freeze_steps": 0}, "linear"),
+            "logmel": ("default", LOGMEL, "linear"),
+            "logmel_conv2d": ("default", LOGMEL, "conv2d")}
+
+
+def asr_model(frontend: str, frontend_conf: dict, input_layer: str, vocab: int = 40):
     with contextlib.redirect_stdout(sys.stderr):
         from espnet2.tasks.asr import ASRTask
     args = ASRTask.get_parser().parse_args([])
     args.token_list = [f"t{i}" for i in range(vocab)]
     args.frontend, args.frontend_conf = frontend, frontend_conf
     args.specaug, args.normalize = None, "utterance_mvn"
-    args.encoder, args.encoder_conf = "transformer", dict(ENCODER)
+    args.encoder, args.encoder_conf = "transformer", {**ENCODER, "input_layer": input_layer}
     args.decoder, args.decoder_conf = "transformer", dict(DECODER)
     args.model_conf = {"ctc_weight": 0.3}
     args.input_size = None
@@ -63,18 +72,25 @@ def bench_asr(model_path: str, batch: int, seconds: float, steps: int) -> dict:
     lengths = torch.full((batch,), speech.shape[1])
     text = torch.randint(1, 39, (batch, 12))
     text_lengths = torch.full((batch,), 12)
-    gram = asr_model("gram", {"model_path": model_path, "fs": fs, "freeze_steps": -1})
-    logmel = asr_model("default", {"fs": fs, "n_fft": 512, "hop_length": 160, "n_mels": 80})
-    gram_s = time_steps(gram, speech, lengths, text, text_lengths, steps)
-    logmel_s = time_steps(logmel, speech[..., 0], lengths, text, text_lengths, steps)
-    gram_fe_s = time_frontend(gram, speech, lengths, steps)
-    logmel_fe_s = time_frontend(logmel, speech[..., 0], lengths, steps)
-    frames = {name: int(m.frontend(x, lengths)[0].shape[1]) for name, m, x in
-              (("gram", gram, speech), ("logmel", logmel, speech[..., 0]))}
-    return {"batch": batch, "seconds": seconds, "gram_step_s": gram_s, "logmel_step_s": logmel_s,
-            "step_ratio": gram_s / logmel_s, "gram_frontend_s": gram_fe_s,
-            "logmel_frontend_s": logmel_fe_s, "frontend_ratio": gram_fe_s / logmel_fe_s,
-            "encoder_frames": frames}
+    results = {"batch": batch, "seconds": seconds}
+    for name, (frontend, conf, input_layer) in VARIANTS.items():
+        gram = frontend == "gram"
+        model = asr_model(frontend, {**conf, "fs": fs, **({"model_path": model_path} if gram
+                                                          else {})}, input_layer)
+        x = speech if gram else speech[..., 0]
+        with torch.no_grad():
+            feats, feat_lengths = model.frontend(x, lengths)
+            encoded = model.encoder(feats, feat_lengths)[0]
+        results[name] = {"step_s": time_steps(model, x, lengths, text, text_lengths, steps),
+                         "frontend_s": time_frontend(model, x, lengths, steps),
+                         "encoder_frames": int(encoded.shape[1]),
+                         "trainable_params": sum(p.numel() for p in model.parameters()
+                                                 if p.requires_grad)}
+    base = results["logmel"]
+    for name in VARIANTS:
+        results[name]["step_ratio"] = results[name]["step_s"] / base["step_s"]
+        results[name]["frontend_ratio"] = results[name]["frontend_s"] / base["frontend_s"]
+    return results
 
 
 def time_frontend(model, speech, lengths, steps: int) -> float:
@@ -112,11 +128,12 @@ def main(argv=None) -> None:
     with atomic_open(args.out) as f:
         json.dump(results, f, indent=2)
     asr, hear_row = results["asr_step"], results["hear"]
-    print(f"ASR step, {asr['batch']} x {asr['seconds']:.0f} s: frontend gram"
-          f" {asr['gram_step_s']:.3f} s, default log-mel {asr['logmel_step_s']:.3f} s"
-          f" (ratio {asr['step_ratio']:.2f}; encoder frames {asr['encoder_frames']});"
-          f" the frontends alone: {asr['gram_frontend_s']:.3f} s vs"
-          f" {asr['logmel_frontend_s']:.3f} s (ratio {asr['frontend_ratio']:.1f})")
+    print(f"ASR step, {asr['batch']} x {asr['seconds']:.0f} s (ratios against log-mel, linear):")
+    for name in VARIANTS:
+        r = asr[name]
+        print(f"  {name:14s} step {r['step_s']:.3f} s ({r['step_ratio']:.2f}x), frontend"
+              f" {r['frontend_s']:.4f} s ({r['frontend_ratio']:.1f}x), encoder frames"
+              f" {r['encoder_frames']}, trainable parameters {r['trainable_params']}")
     print(f"HEAR timestamp embeddings of {hear_row['seconds']:.0f} s of audio:"
           f" {hear_row['extraction_s']:.2f} s = {hear_row['times_real_time']:.0f}x real time")
 

@@ -260,10 +260,10 @@ def test_score_command_writes_espnet_tables(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the recipe
-def run_recipe(*args, check=True):
+def run_recipe(*args, check=True, cwd=REPO):
     env = {**os.environ, "GRAM_SKIP_ENSURE_ENV": "1", "OMP_NUM_THREADS": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(["egs2/gram/asr_demo/run.sh", *args], cwd=REPO, env=env,
+    proc = subprocess.run(["egs2/gram/asr_demo/run.sh", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -338,6 +338,50 @@ def test_recipe_stages_1_2_and_6_on_tiny_inputs(tmp_path, sources, banks):
     assert proc.returncode != 0 and "asr_logmel_seed1" in proc.stderr
 
 
+def test_recipe_stage_7_packs_each_experiment(tmp_path):
+    """Stage 7: ESPnet's pack puts each experiment's model, config, BPE model, feature
+    statistics and scores in one zip, with the config's paths pointing into it (the recipe's
+    directories are relative to its root, as by default: here a root of links to the
+    repository's)."""
+    import yaml
+    from espnet2.main_funcs.pack_funcs import unpack
+
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("path.sh", "cmd.sh", "db.sh", "egs2", "espnet2_gram", "conf"):
+        (root / name).symlink_to(REPO / name)
+    exp = root / "exp" / "asr_demo_binaural"
+    bpe = root / "data" / "asr_demo" / "token_list" / "demo_binaural" / "bpe20" / "bpe.model"
+    bpe.parent.mkdir(parents=True)
+    bpe.write_bytes(b"a sentencepiece model")
+    stats = exp / "stats_asr_gram" / "train" / "feats_stats.npz"
+    stats.parent.mkdir(parents=True)
+    np.savez(stats, count=np.array(3), sum=np.ones(4), sum_square=np.ones(4))
+    for seed in (0, 1):
+        run = exp / f"asr_asr_gram_seed{seed}"
+        run.mkdir()
+        (run / "valid.acc.ave.pth").write_bytes(f"weights of seed {seed}".encode())
+        (run / "score.md").write_text(f"### WER of seed {seed}\n")
+        (run / "config.yaml").write_text(yaml.safe_dump(
+            {"frontend": "gram", "bpemodel": str(bpe.relative_to(root)),
+             "token_list": ["<blank>", "a"], "normalize": "global_mvn",
+             "normalize_conf": {"stats_file": str(stats.relative_to(root))}}))
+    run_recipe("--stage", "7", "--stop_stage", "7", "--nbpe", "20", "--train_seeds", "0 1",
+               "--python", sys.executable, cwd=root)
+    for seed in (0, 1):
+        run = exp / f"asr_asr_gram_seed{seed}"
+        assert sorted(p.name for p in run.glob("*.zip")) == [
+            f"asr_asr_gram_seed{seed}_valid.acc.ave.zip"]  # no temporary left
+        files = unpack(run / f"asr_asr_gram_seed{seed}_valid.acc.ave.zip", tmp_path / f"u{seed}")
+        assert Path(files["asr_model_file"]).read_bytes() == f"weights of seed {seed}".encode()
+        config = yaml.safe_load(Path(files["asr_train_config"]).read_text())
+        inside = tmp_path / f"u{seed}"
+        assert Path(config["bpemodel"]).read_bytes() == b"a sentencepiece model"
+        assert Path(config["normalize_conf"]["stats_file"]).is_relative_to(inside)
+        assert Path(config["bpemodel"]).is_relative_to(inside)
+        assert np.load(config["normalize_conf"]["stats_file"])["count"] == 3
+
+
 def test_recipe_takes_your_own_corpus(tmp_path, sources):
     """--corpus_dir: stage 1 checks your train/valid/test directories, stage 2 trains the BPE
     model on your train text; a missing file is named."""
@@ -363,7 +407,7 @@ def test_recipe_refuses_bad_options():
     assert proc.returncode != 0 and "--format: expected one of binaural foa, got 'mic'" in proc.stderr
     proc = run_recipe("--no_such_option", "1", check=False)
     assert proc.returncode != 0
-    for args, words in ((["--stage", "7"], "--stage: expected an integer from 1 to 6, got '7'"),
+    for args, words in ((["--stage", "8"], "--stage: expected an integer from 1 to 7, got '8'"),
                         (["--stage", "3", "--stop_stage", "2"], "--stop_stage: expected a stage"),
                         (["--nj", "two"], "--nj: expected an integer >= 1, got 'two'"),
                         (["--train_seeds", "0 x"], "--train_seeds: expected integers >= 0, got 'x'"),

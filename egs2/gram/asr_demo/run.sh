@@ -18,12 +18,15 @@
 #         5 decoding of test_sets, valid and test (asr_inference, inference_nj jobs each)
 #         6 scoring of every decoding (WER, CER, BPE-token ER) and the comparison of the
 #           configs (mean +- std over seeds): exp/asr_demo_<format>/RESULTS.md
+#         7 packing of every experiment with ESPnet's pack (model, config, BPE model, feature
+#           statistics, scores): asr_<config>_seed<N>/asr_<config>_seed<N>_<model>.zip, which
+#           decodes without the packed GRAM (its weights are in the checkpoint)
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (asr_demo/run.sh) $*"; }
 
 stage=1
-stop_stage=6
+stop_stage=7
 format=binaural         # binaural | foa: the RIR banks and the packed GRAM model used
 nj=2                    # jobs of stage 3 (stage 1 runs one job per set)
 inference_nj=2          # jobs of stage 5
@@ -89,7 +92,7 @@ if [ ! -f path.sh ] || [ ! -d espnet2_gram ]; then
 fi
 prog=asr_demo/run.sh
 . egs2/gram/utils/lib_options.sh
-check_stages 6
+check_stages 7
 rendered_formats=$(python3 espnet2_gram/formats.py --rendered)  # the registry (stdlib only)
 [[ " ${rendered_formats} " == *" ${format} "* && "${format}" != *" "* ]] \
   || die "--format: expected one of ${rendered_formats}, got '${format}'"
@@ -384,6 +387,21 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
   mv "${results}.tmp" "${results}"
   cat "${results}"
   timing "stage6_score" "${t0}"
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+  t0=$(date +%s)
+  while read -r tag tseed; do
+    asr_exp=${exp_root}/asr_${tag}_seed${tseed}
+    packed=${asr_exp}/$(basename "${asr_exp}")_${inference_model%.pth}.zip
+    log "Stage 7: packing ${asr_exp}/${inference_model} into ${packed}"
+    opts=(--option "${bpemodel}" --option "${exp_root}/stats_${tag}/train/feats_stats.npz")
+    [ -f "${asr_exp}/score.md" ] && opts+=(--option "${asr_exp}/score.md")
+    ${python} -m espnet2.bin.pack asr --asr_train_config "${asr_exp}/config.yaml" \
+      --asr_model_file "${asr_exp}/${inference_model}" "${opts[@]}" --outpath "${packed%.zip}.tmp.zip"
+    mv "${packed%.zip}.tmp.zip" "${packed}"
+  done < <(experiments)
+  timing "stage7_pack" "${t0}"
 fi
 
 log "Done (stages ${stage}..${stop_stage})"

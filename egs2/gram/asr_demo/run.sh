@@ -218,6 +218,16 @@ print((yaml.safe_load(open(sys.argv[1])) or {}).get("frontend", "default"))' "${
     --bpemodel "${bpemodel}" --token_list "${token_list}" --use_tensorboard false --seed "$2"
   [ "${frontend}" != gram ] || echo --frontend_conf "model_path=${gram_model}"
 }
+fresh_dir() { rm -rf "$1"; mkdir -p "$1"; }
+jobs_for() {  # <scp> <jobs>: the jobs for an scp, at most one per line
+  local n
+  n=$(wc -l < "$1")
+  echo $(( $2 < n ? $2 : n ))
+}
+split_into() {  # <scp> <jobs> <prefix>: <prefix>.1.scp .. <prefix>.<jobs>.scp
+  # shellcheck disable=SC2046
+  split_scp.sh "$1" $(for n in $(seq "$2"); do echo "$3.${n}.scp"; done)
+}
 data_opts() {  # <split: train|valid> <data dir>
   echo --"$1"_data_path_and_name_and_type "$2/wav.scp,speech,sound" \
     --"$1"_data_path_and_name_and_type "$2/text,text,text"
@@ -229,14 +239,10 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     stats_dir=${exp_root}/stats_${tag}
     log "Stage 3: statistics of ${tag} (shape files, feature statistics) in ${stats_dir}"
     logdir=${stats_dir}/logdir
-    rm -rf "${logdir}"
-    mkdir -p "${logdir}"
-    num_valid_utts=$(wc -l < "${valid_dir}/wav.scp")
-    _nj=$(( nj < num_valid_utts ? nj : num_valid_utts ))
+    fresh_dir "${logdir}"
+    _nj=$(jobs_for "${valid_dir}/wav.scp" "${nj}")
     for split in train valid; do
-      # shellcheck disable=SC2046
-      split_scp.sh "$(set_dir "${split}")/wav.scp" \
-        $(for n in $(seq "${_nj}"); do echo "${logdir}/${split}.${n}.scp"; done)
+      split_into "$(set_dir "${split}")/wav.scp" "${_nj}" "${logdir}/${split}"
     done
     # shellcheck disable=SC2046
     ${train_cmd} JOB=1:"${_nj}" "${logdir}/stats.JOB.log" \
@@ -289,13 +295,9 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
       dir=${asr_exp}/${inference_tag}/${name}_${format}
       log "Stage 5: decoding ${src} with ${asr_exp}/${inference_model} into ${dir}"
       logdir=${dir}/logdir
-      rm -rf "${logdir}"
-      mkdir -p "${logdir}"
-      num=$(wc -l < "${src}/wav.scp")
-      _nj=$(( inference_nj < num ? inference_nj : num ))
-      # shellcheck disable=SC2046
-      split_scp.sh "${src}/wav.scp" \
-        $(for n in $(seq "${_nj}"); do echo "${logdir}/keys.${n}.scp"; done)
+      fresh_dir "${logdir}"
+      _nj=$(jobs_for "${src}/wav.scp" "${inference_nj}")
+      split_into "${src}/wav.scp" "${_nj}" "${logdir}/keys"
       # shellcheck disable=SC2086
       ${decode_cmd} JOB=1:"${_nj}" "${logdir}/asr_inference.JOB.log" \
         ${python} -m espnet2_gram.bin.asr_inference --ngpu 0 --batch_size 1 --seed "${tseed}" \

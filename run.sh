@@ -60,6 +60,9 @@ loc_sets=""           # <set>:<renders> ...: stage 4 renders each clip of <set> 
 downstream_models="gram gram_random logmel seldnet"  # pretrained GRAM, same encoder untrained,
                           # log-mel, supervised SELDnet localiser (doa and seld only)
 downstream_seeds="0 1 2"  # every downstream run once per seed (RESULTS.md: mean ± std)
+probe_layers=""           # encoder layers probed too (0: the patch embeddings .. depth - 1), each
+                          # as models gram_l<K> and gram_random_l<K> beside gram and gram_random
+                          # (probes, stages 8-10): where the evidence sits in the encoder
 probe_grid=""             # HEAR's grid search for the cls and DoA probes: axes <group>.<key>=v1|v2
                           # ('head' = the probe's options), the best point on validation is kept
 logmel_intensity=true     # log-mel of FOA also gets the three intensity-vector channels
@@ -115,6 +118,8 @@ check_words downstream_models gram gram_random logmel seldnet
   || die "--downstream_seeds: expected one or more integer seeds, got '${downstream_seeds}'"
 [[ "${pretrain_snapshots}" =~ ^[[:space:]]*([1-9][0-9]{0,5}([[:space:]]+|$))*$ ]] \
   || die "--pretrain_snapshots: expected epochs (positive integers) of pretraining, got '${pretrain_snapshots}'"
+[[ "${probe_layers}" =~ ^[[:space:]]*([0-9]{1,3}([[:space:]]+|$))*$ ]] \
+  || die "--probe_layers: expected encoder layers (integers >= 0), got '${probe_layers}'"
 for axis in ${probe_grid}; do
   [[ "${axis}" =~ ^[A-Za-z_]+\.[A-Za-z_]+=[^|]+(\|[^|]+)*$ ]] \
     || die "--probe_grid: expected axes <group>.<key>=<v1>|<v2>..., got '${axis}'"
@@ -343,12 +348,17 @@ set_dir() {
   if [ "$2" = clean ]; then echo "${dumpdir}/raw/$1"; else echo "${dumpdir}/raw/$1_$3"; fi
 }
 
-# The downstream models: the option's, and with gram the weights of each pretraining snapshot
-# (gram_ep<N>, packed by stage 7), evaluated like gram: results against pretraining steps.
+# The downstream models: the option's, with gram the weights of each pretraining snapshot
+# (gram_ep<N>, packed by stage 7), evaluated like gram: results against pretraining steps; and
+# gram or gram_random at each layer of probe_layers (<model>_l<K>, probes).
 ds_models=${downstream_models}
 if [[ " ${downstream_models} " == *" gram "* ]]; then
   for e in ${pretrain_snapshots}; do ds_models+=" gram_ep${e}"; done
 fi
+for m in gram gram_random; do
+  [[ " ${downstream_models} " == *" ${m} "* ]] || continue
+  for k in ${probe_layers}; do ds_models+=" ${m}_l$((10#${k}))"; done
+done
 
 # packed_model <format> <model>: the packed GRAM behind a model's runs.
 packed_model() {
@@ -370,10 +380,16 @@ embed() {
         --model_path "$(packed_model "${fmt}" gram)" --out_root "${emb_dir}/${fmt}" "${data[@]}"
   fi
   for m in ${ds_models}; do
-    [[ "${m}" == gram_ep* ]] || continue
+    local kind=gram layer=()
+    case "${m}" in
+      gram_ep*) ;;
+      gram_l*|gram_random_l*) kind=${m%_l*}; layer=(--layer "${m##*_l}") ;;
+      *) continue ;;
+    esac
     ${train_cmd} "${emb_dir}/log/extract_${fmt}_${m}.log" \
-      ${python} -m espnet2_gram.bin.extract_embeddings --extractor gram --out_name "${m}" \
-        --model_path "$(packed_model "${fmt}" "${m}")" --out_root "${emb_dir}/${fmt}" "${data[@]}"
+      ${python} -m espnet2_gram.bin.extract_embeddings --extractor "${kind}" "${layer[@]}" \
+        --out_name "${m}" --model_path "$(packed_model "${fmt}" "${m}")" \
+        --out_root "${emb_dir}/${fmt}" "${data[@]}"
   done
 }
 
@@ -433,14 +449,16 @@ run_jobs() {
 }
 
 # runs_of <task>: "<model> <mode>" per line, the runs of every downstream model for <task>:
-# GRAM and its random init in every mode of ${downstream_modes}, log-mel as a probe only, the
-# supervised SELDnet (audio, trained from scratch) for the localisation tasks only.
+# GRAM and its random init in every mode of ${downstream_modes}, log-mel and the layers of
+# probe_layers as probes only, the supervised SELDnet (audio, trained from scratch) for the
+# localisation tasks only.
 runs_of() {
   local model mode
   for model in ${ds_models}; do
     case "${model}" in
       seldnet) [ "$1" = cls ] || echo "${model} supervised" ;;
-      logmel) [[ " ${downstream_modes} " != *" probe "* ]] || echo "${model} probe" ;;
+      logmel|gram_l*|gram_random_l*)
+        [[ " ${downstream_modes} " != *" probe "* ]] || echo "${model} probe" ;;
       *) for mode in ${downstream_modes}; do echo "${model} ${mode}"; done ;;
     esac
   done

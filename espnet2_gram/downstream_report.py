@@ -26,7 +26,7 @@ from .localization.seld_metrics import LENGTH_FROM
 from .utils.fileio import atomic_open
 from .utils.seed_stats import complete, mean_std_cell
 from .formats import FORMATS
-from .downstream_runs import SNAPSHOT_MODEL
+from .downstream_runs import LAYER_MODEL, SNAPSHOT_MODEL
 from .downstream_tasks import TASKS, Metric
 from .utils.scoring import MODES
 from .utils.training_log import logged, parse_epochs, plot_curve
@@ -150,15 +150,24 @@ def _order(known: Sequence[str], name: str) -> Tuple[int, str]:
 
 def model_label(model: str) -> str:
     snapshot = SNAPSHOT_MODEL.fullmatch(model)
-    return f"GRAM (epoch {snapshot.group(1)})" if snapshot else MODELS.get(model, model)
+    if snapshot:
+        return f"GRAM (epoch {snapshot.group(1)})"
+    layer = LAYER_MODEL.fullmatch(model)
+    if layer:
+        return f"{MODELS[layer.group(1)][:-1]}, layer {layer.group(2)})"
+    return MODELS.get(model, model)
 
 
-def _model_order(model: str) -> Tuple[int, int, str]:
-    """Known models in MODELS order, GRAM's snapshots right after GRAM by epoch, others last."""
+def _model_order(model: str) -> Tuple[int, int, int, str]:
+    """Known models in MODELS order, GRAM's snapshots right after GRAM by epoch, then each
+    GRAM's layers by layer, others last."""
     snapshot = SNAPSHOT_MODEL.fullmatch(model)
     if snapshot:
-        return (list(MODELS).index("gram"), int(snapshot.group(1)), model)
-    return (*_order(list(MODELS), model)[:1], -1, model)
+        return (list(MODELS).index("gram"), 1, int(snapshot.group(1)), model)
+    layer = LAYER_MODEL.fullmatch(model)
+    if layer:
+        return (list(MODELS).index(layer.group(1)), 2, int(layer.group(2)), model)
+    return (_order(list(MODELS), model)[0], 0, 0, model)
 
 
 def _span(counts) -> str:

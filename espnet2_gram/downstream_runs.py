@@ -45,6 +45,8 @@ logger = logging.getLogger("espnet2_gram.downstream")
 POOLINGS = ("mean", "mean_std", "attention")
 # GRAM with the weights of a pretraining epoch (run.sh --pretrain_snapshots): gram_ep<N>
 SNAPSHOT_MODEL = re.compile(r"gram_ep(\d+)")
+# GRAM or its random init probed at one encoder layer (run.sh --probe_layers): gram_l<K>
+LAYER_MODEL = re.compile(r"(gram|gram_random)_l(\d+)")
 # how the training keys are ordered for ESPnet's batches (part of a run's fingerprint)
 TRAIN_ORDER = "shuffled by seed"
 # the entry point of each step (a module of espnet2_gram.bin with main(argv))
@@ -418,7 +420,7 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--mode", default="probe", help="probe | finetune | supervised")
     g.add_argument("--model", default="gram",
                    help="gram | gram_ep<N> (the weights of pretraining epoch N) | gram_random |"
-                        " logmel | seldnet")
+                        " gram_l<K> | gram_random_l<K> (probes of layer K) | logmel | seldnet")
     g.add_argument("--format", help="binaural | foa | mono")
     g.add_argument("--dataset", help="name in the report")
     g.add_argument("--fold", type=int, default=None, help="cross-validation fold")

@@ -239,3 +239,15 @@ def test_training_log_shared_with_summarize_pretraining(tmp_path):
     assert (exp / "learning_curve.png").read_bytes().startswith(PNG)
     assert ("final (gram_foa, epoch 2): train loss 0.5000, valid loss 0.6000"
             in (exp / "RESULTS.md").read_text())
+
+
+def test_models_of_snapshots_and_layers_are_labelled_and_ordered():
+    """gram_ep<N> and <model>_l<K> rows follow their model, by epoch and by layer."""
+    from espnet2_gram.downstream_report import _model_order, model_label
+
+    models = ["logmel", "gram_random_l0", "gram_l10", "gram", "gram_l2", "gram_ep4",
+              "gram_random", "seldnet", "gram_ep12"]
+    assert [model_label(m) for m in sorted(models, key=_model_order)] == [
+        "GRAM (pretrained)", "GRAM (epoch 4)", "GRAM (epoch 12)", "GRAM (pretrained, layer 2)",
+        "GRAM (pretrained, layer 10)", "GRAM (random init)", "GRAM (random init, layer 0)",
+        "log-mel", "SELDnet (supervised)"]

@@ -107,6 +107,8 @@ RUN_SH_BAD = [
     (["--logmel_pooling", "max"], ["--logmel_pooling", "'max'"]),
     (["--pretrain_snapshots", "0 12"], ["--pretrain_snapshots", "positive integers", "'0 12'"]),
     (["--pretrain_snapshots", "10%"], ["--pretrain_snapshots", "'10%'"]),
+    (["--probe_layers", "-1"], ["--probe_layers", "integers >= 0", "'-1'"]),
+    (["--probe_layers", "last"], ["--probe_layers", "'last'"]),
     (["--probe_grid", "lr=1e-3|1e-4"], ["--probe_grid", "'lr=1e-3|1e-4'"]),
     (["--probe_grid", "optim_conf.lr=1e-3||1e-4"], ["--probe_grid", "'optim_conf.lr=1e-3||1e-4'"]),
     (["--logmel_intensity", "yes"], ["--logmel_intensity", "'yes'"]),

@@ -119,7 +119,7 @@ def test_stages_5_to_7_pretrain_and_pack_one_model_per_format(recipe_root):
 
 DOWNSTREAM = ["--formats", "foa", "--cls_tasks", "demo:demo_train:demo_test:demo_test",
               "--doa_tasks", "demo:demo_valid_loc:demo_valid_loc:demo_valid_loc",
-              "--downstream_seeds", "0", "--pretrain_snapshots", "1",
+              "--downstream_seeds", "0", "--pretrain_snapshots", "1", "--probe_layers", "0",
               "--downstream_args", "--max_epoch 2"]
 
 
@@ -130,7 +130,8 @@ def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
             ("seld", "sim", "seld_test_foa"))
     for task, dataset, test_set in runs:
         models = [("gram", "probe", 2), ("gram_ep1", "probe", 2), ("gram_random", "probe", 0),
-                  ("logmel", "probe", None)]
+                  ("logmel", "probe", None), ("gram_l0", "probe", None),
+                  ("gram_random_l0", "probe", None)]
         if task != "cls":
             models.append(("seldnet", "supervised", None))
         for model, mode, steps in models:
@@ -141,8 +142,13 @@ def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
     results = (ds / "RESULTS.md").read_text()
     for heading in ("## Classification: demo", "## DoA: demo", "## SELD: sim"):
         assert heading in results
-    for label in ("GRAM (pretrained)", "GRAM (random init)", "log-mel"):
+    for label in ("GRAM (pretrained)", "GRAM (random init)", "log-mel",
+                  "GRAM (pretrained, layer 0)", "GRAM (random init, layer 0)"):
         assert results.count(label) >= 3
+    # --probe_layers 0: the patch embeddings, as the layer-0 output of extract
+    meta = json.loads((recipe_root / "dump" / "emb" / "foa" / "gram_random_l0" / "demo_test_foa"
+                       / "embeddings.json").read_text())
+    assert meta["layer"] == 0 and meta["extractor"] == "gram_random"
     assert (ds / "images" / "doa_error_boxplot_demo.png").exists()
     assert "### DoA median error against pretraining steps: demo" in results
     assert (ds / "images" / "pretraining_seld_sim.png").exists()

@@ -6,8 +6,8 @@ to the same frames encoded inside a whole crop, and how long each takes.
         [--model_path exp/packed/gram_binaural] --out exp/benchmark/short_clips.json
 
 On synthetic binaural scenes of dense tone-and-noise events (interaural delay), at three input
-levels, the first 0.25-1.5 s (those shorter than a crop) of a 2-s scene are encoded alone and compared with the first
-columns of the whole 2-s crop.
+levels, the first 0.25-1.5 s of a 2-s scene (those shorter than a crop) are encoded alone and
+compared with the first columns of the whole 2-s crop.
 
 Closeness is the mean cosine similarity and relative L2 distance of the per-column (``raw``)
 embeddings, last layer. Speed: the two paths on one clip, one thread, interleaved, median.

@@ -55,6 +55,30 @@ def test_loss_is_channel_scaled_masked_mse_and_backpropagates(model):
     model.zero_grad()
 
 
+
+def test_channel_loss_weights_reach_the_loss_and_leave_checkpoints_alone(tmp_path, model):
+    """``model_conf.channel_loss_weights``: a channel of weight 0 gets no reconstruction
+    gradient, the weights are not part of the state dict, and a wrong count is refused."""
+    path = tmp_path / "weighted.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "model_conf": {**TINY.get("model_conf", {}),
+                                                          "channel_loss_weights": [1.0, 0.0]}}))
+    torch.manual_seed(0)
+    weighted = build_gram_model(path)
+    assert set(weighted.state_dict()) == set(model.state_dict())
+    weighted.load_state_dict(model.state_dict())
+    speech = torch.randn(2, FS, 2) * 0.1
+    torch.manual_seed(1)
+    loss, _, _ = weighted(speech, torch.full((2,), FS))
+    loss.backward()
+    out = [m for m in weighted.decoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    per_channel = out.weight.grad.reshape(2, -1, out.weight.shape[1]).abs().sum(dim=(1, 2))
+    assert per_channel[0] > 0 and per_channel[1] == 0, per_channel
+    path.write_text(yaml.safe_dump({**TINY, "model_conf": {**TINY.get("model_conf", {}),
+                                                          "channel_loss_weights": [1.0]}}))
+    with pytest.raises(ValueError, match=r"channel_loss_weights \[1.0\]: expected 2 finite"):
+        build_gram_model(path)
+
+
 def test_non_finite_loss_raises(model):
     speech = torch.full((1, FS, 2), float("nan"))
     with pytest.raises(NonFiniteLossError, match="the GRAM loss is nan"):

@@ -525,6 +525,22 @@ def test_masked_patch_mse():
     assert masked_patch_mse(pred, target, mask, channels=7).item() == pytest.approx(7 * 2.25)
 
 
+
+def test_masked_patch_mse_with_channel_weights():
+    """Two channels of two values each: the patch error is the weighted mean of the channels'
+    mean errors; equal weights give the unweighted loss."""
+    pred = torch.zeros(1, 2, 4)
+    target = torch.zeros(1, 2, 4)
+    target[0, 0] = torch.tensor([1.0, 1.0, 3.0, 3.0])  # channel errors 1 and 9
+    target[0, 1] = 50.0  # visible: ignored
+    mask = torch.tensor([[True, False]])
+    weights = torch.tensor([1.0, 3.0])
+    assert masked_patch_mse(pred, target, mask, 2, weights).item() == pytest.approx(
+        (1 * 1 + 3 * 9) / 4 * 2)
+    assert masked_patch_mse(pred, target, mask, 2, torch.tensor([2.0, 2.0])).item() == \
+        pytest.approx(masked_patch_mse(pred, target, mask, 2).item())
+
+
 # -------------------------------------------------------------------------------- training
 def test_tiny_mae_overfits_one_batch():
     torch.manual_seed(0)

@@ -105,8 +105,13 @@ class SpatialFrontend(AbsFrontend):
         )
 
     @property
+    def feature_channels(self) -> Tuple[str, ...]:
+        """Names of the output channels, in order."""
+        return tuple(f"log-mel {name}" for name in get_format(self.format).channels)
+
+    @property
     def out_channels(self) -> int:
-        return self.in_channels
+        return len(self.feature_channels)
 
     def output_size(self) -> int:
         """Mel bins per frame; the features are (B, out_channels, n_mels, T), not (B, T, D)."""
@@ -195,8 +200,8 @@ class FOAFrontend(SpatialFrontend):
     default_log_offset = 1e-6
 
     @property
-    def out_channels(self) -> int:
-        return 7
+    def feature_channels(self) -> Tuple[str, ...]:
+        return super().feature_channels + ("intensity Y", "intensity Z", "intensity X")
 
     def features(self, spec: torch.Tensor) -> torch.Tensor:
         power = spec.real.square() + spec.imag.square()  # (B, 4, freqs, frames)

@@ -1,7 +1,7 @@
 """The GRAM pretraining model for ESPnet's trainer: spatial features, several random crops per
 clip each with its own mask, ViT encoder on the visible patches, decoder, masked-patch MSE."""
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from espnet2.torch_utils.device_funcs import force_gatherable
@@ -67,12 +67,29 @@ class ESPnetGRAMModel(AbsESPnetModel):
     ``crops_per_clip`` crops of ``encoder.crop_frames`` frames are drawn uniformly inside each
     clip's valid frames ("in-batch samples" of the paper); a clip shorter than a crop is
     zero-padded at the end (zeros of the log-spectrogram, then per-crop normalisation).
+
+    ``channel_loss_weights`` (one value per feature channel; default: the paper's unweighted
+    loss) weight each channel's reconstruction error, e.g. to give FOA's intensity-vector
+    channels, which keep little of the crop's variance after the joint normalisation, a share
+    of the loss comparable to the log-mels'.
     """
 
-    def __init__(self, frontend, encoder, decoder, masking, crops_per_clip: int = 16):
+    def __init__(self, frontend, encoder, decoder, masking, crops_per_clip: int = 16,
+                 channel_loss_weights: Optional[Sequence[float]] = None):
         super().__init__()
         if crops_per_clip < 1:
             raise ValueError(f"model_conf crops_per_clip must be >= 1, got {crops_per_clip}")
+        weights = None
+        if channel_loss_weights is not None:
+            weights = torch.tensor([float(w) for w in channel_loss_weights])
+            if (weights.numel() != frontend.out_channels or not torch.isfinite(weights).all()
+                    or (weights < 0).any() or weights.sum() <= 0):
+                raise ValueError(
+                    f"model_conf channel_loss_weights {list(channel_loss_weights)}: expected"
+                    f" {frontend.out_channels} finite, non-negative values (one per channel of"
+                    f" the {type(frontend).__name__}) with a positive sum")
+        # Not persistent: checkpoints stay loadable with or without the option.
+        self.register_buffer("channel_loss_weights", weights, persistent=False)
         self.frontend = frontend
         self.encoder = encoder
         self.decoder = decoder
@@ -115,7 +132,8 @@ class ESPnetGRAMModel(AbsESPnetModel):
         # step free of host-device synchronisation.
         visible = grid[0] * grid[1] - self.masking.num_masked(grid)
         pred = self.decoder(self.encoder(crops, mask, visible), mask, visible)
-        loss = masked_patch_mse(pred.float(), target.float(), mask, crops.shape[1])
+        loss = masked_patch_mse(pred.float(), target.float(), mask, crops.shape[1],
+                                self.channel_loss_weights)
         self.check_loss(loss, speech.shape[0])
         stats = {"loss": loss.detach()}
         loss, stats, weight = force_gatherable((loss, stats, speech.shape[0]), loss.device)

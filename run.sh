@@ -110,6 +110,10 @@ for v in num_train_packs num_eval_packs num_seld_train num_seld_test; do check_i
 rendered_formats=$(python3 espnet2_gram/formats.py --rendered)  # the registry (stdlib only)
 # shellcheck disable=SC2086
 check_words formats ${rendered_formats}
+for fmt in ${formats}; do  # a format of the registry needs its pretraining config in the preset
+  [ -f "conf/${preset}/pretrain_${fmt}.yaml" ] \
+    || die "--formats ${fmt}: the ${preset} preset has no conf/${preset}/pretrain_${fmt}.yaml"
+done
 [[ "${mono_policy}" =~ ^(first|mean)$ ]] || die "--mono_policy: expected first or mean, got '${mono_policy}'"
 [[ "${overwrite}" =~ ^(true|false)$ ]] || die "--overwrite: expected true or false, got '${overwrite}'"
 check_words downstream_models gram gram_random logmel seldnet

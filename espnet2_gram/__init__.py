@@ -4,7 +4,7 @@ Importing the package registers ``gram`` as a frontend and an encoder of ESPnet'
 (lazily, when those are imported; see :mod:`espnet2_gram.register`).
 """
 
-from .register import install as _install_registration
+from espnet2_gram.register import install as _install_registration
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,12 @@
 """The audio formats of the project, in one table that every module reads.
 
-A format names the channels of its audio; ``rendered`` formats are the spatial ones that the
-room simulation renders (RIR banks, scenes, evaluation sets), ``mono`` is the dry source. The
+A format names the channels of its audio and the features GRAM computes from them
+(``logmel``: one log-mel per channel; ``foa_intensity``: FOA's log-mels and intensity vectors);
+``rendered`` formats are the spatial ones that the room simulation renders (RIR banks, scenes,
+evaluation sets), ``mono`` is the dry source. How the rooms render a format is its ``receivers``:
+``hrtf`` (two ears at the head centre, with measured HRIRs), ``sh1`` (first-order spherical
+harmonics at the head centre) or ``omni`` (omnidirectional capsules at ``receiver_offsets``,
+metres in the listener frame: x front, y left, z up). The
 order of :data:`FORMATS` is the order of reports. The ESPnet frontend of GRAMTask that reads a
 format carries its name (``--frontend binaural``).
 
@@ -10,6 +15,7 @@ nothing beyond the standard library: ``python3 espnet2_gram/formats.py --rendere
 rendered formats on one line.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
@@ -21,6 +27,9 @@ class AudioFormat:
     description: str
     rendered: bool
     convention: str = ""
+    features: str = "logmel"
+    receivers: str = ""
+    receiver_offsets: Tuple[Tuple[float, float, float], ...] = ()
 
     @property
     def num_channels(self) -> int:
@@ -34,10 +43,22 @@ class AudioFormat:
         return f"{self.num_channels} channel{plural} ({names})"
 
 
+def _tetrahedron(radius: float) -> Tuple[Tuple[float, float, float], ...]:
+    """Capsule positions of the STARSS23 / Eigenmike tetrahedral subset (listener frame)."""
+    angles = ((45, 35), (-45, -35), (135, -35), (-135, 35))
+    return tuple((radius * math.cos(math.radians(el)) * math.cos(math.radians(az)),
+                  radius * math.cos(math.radians(el)) * math.sin(math.radians(az)),
+                  radius * math.sin(math.radians(el))) for az, el in angles)
+
+
 FORMATS: Dict[str, AudioFormat] = {f.name: f for f in (
-    AudioFormat("binaural", ("left", "right"), "binaural", rendered=True),
+    AudioFormat("binaural", ("left", "right"), "binaural", rendered=True, receivers="hrtf"),
     AudioFormat("foa", ("W", "Y", "Z", "X"), "first-order Ambisonics", rendered=True,
-                convention="ACN order, SN3D"),
+                convention="ACN order, SN3D", features="foa_intensity", receivers="sh1"),
+    AudioFormat("mic", ("M1", "M2", "M3", "M4"), "tetrahedral microphone array", rendered=True,
+                convention="STARSS23 MIC: capsules at azimuth/elevation 45/35, -45/-35,"
+                           " 135/-35, -135/35 deg on a 4.2-cm sphere",
+                receivers="omni", receiver_offsets=_tetrahedron(0.042)),
     AudioFormat("mono", ("mono",), "mono", rendered=False),
 )}
 RENDERED = tuple(name for name, f in FORMATS.items() if f.rendered)

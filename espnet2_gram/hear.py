@@ -27,7 +27,7 @@ embeddings, size ``rows * D``; ``"cls"``: the mean of the CLS outputs of the (un
 2-s chunks, size ``D``.
 
 ``compat="authors"`` reproduces the GRAM authors' HEAR runtime (``hear_api/runtime.py`` of
-GRAM-T) on a converted GRAM-T (:mod:`espnet2_gram.convert`): features with the runtime's log
+GRAM-T) on a converted GRAM-T (:mod:`espnet2_gram.pretrained.convert`): features with the runtime's log
 offset (``hear_conf.authors_log_offset`` of the converted configuration), one pass, every
 column that holds a real spectrogram frame (``ceil(frames / patch_time)``, the last one
 possibly mostly padding), timestamps ``i * duration / n_timestamps`` (from 0, not centres),
@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .formats import format_with_channels
+from espnet2_gram.formats import format_with_channels
 
 HEAR_SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
 SCENE_STRATEGIES = ("mean", "cls")
@@ -317,13 +317,13 @@ def load_model(model_file_path: str = "", layer: Optional[int] = None,
                max_chunks_per_pass: int = 32, device: str = "cpu",
                compat: Optional[str] = None) -> GRAMHearModel:
     """A packed GRAM model (directory, ESPnet ``.zip`` or training directory, see
-    :func:`espnet2_gram.packing.load_gram`) as a HEAR model, in eval mode.
+    :func:`espnet2_gram.pretrained.packing.load_gram`) as a HEAR model, in eval mode.
 
     ``compat``: ``"ours"`` or ``"authors"`` (see :class:`GRAMHearModel`); ``None`` takes
     ``hear_conf.compat`` of the model's configuration, else ``"ours"``.  ``"authors"`` needs
     ``hear_conf.authors_log_offset``, which the GRAM-T converter writes.
     """
-    from .packing import load_gram, model_sources
+    from espnet2_gram.pretrained.packing import load_gram, model_sources
 
     if not model_file_path:
         raise ValueError("give the path of a packed GRAM model (a directory with config.yaml"
@@ -369,7 +369,7 @@ def get_scene_embeddings(audio: torch.Tensor, model: GRAMHearModel) -> torch.Ten
 def resample_to_model(audio, sr: int, model: GRAMHearModel) -> torch.Tensor:
     """Resample ``audio (..., n_samples)`` from ``sr`` Hz to ``model.sample_rate``
     (band-limited polyphase); a float32 tensor on the input's device."""
-    from .utils.audio import resample
+    from espnet2_gram.utils.audio import resample
 
     device = audio.device if isinstance(audio, torch.Tensor) else torch.device("cpu")
     if isinstance(audio, torch.Tensor):

@@ -25,8 +25,8 @@ ENCODER_TASKS = ("espnet2.tasks.cls", "espnet2.tasks.asr")
 def register(module) -> None:
     """Add GRAM to the class choices of an imported ESPnet task module and adapt its
     initialisation and model building (once per module)."""
-    from .heads import ProbeEncoder
-    from .reuse import GRAMESPnetEncoder, GRAMFrontend
+    from espnet2_gram.downstream.heads import ProbeEncoder
+    from espnet2_gram.frontend.pretrained_gram import GRAMESPnetEncoder, GRAMFrontend
 
     name = module.__name__
     if name in FRONTEND_TASKS and hasattr(module, "frontend_choices"):
@@ -48,7 +48,7 @@ def register(module) -> None:
 
 
 def _sparing_initialize(espnet_initialize):
-    from .reuse import initialize_sparing_gram
+    from espnet2_gram.frontend.pretrained_gram import initialize_sparing_gram
 
     def initialize(model, init: str) -> None:
         initialize_sparing_gram(model, init, espnet_initialize)
@@ -58,7 +58,7 @@ def _sparing_initialize(espnet_initialize):
 
 
 def _gram_build_model(espnet_build_model, module):
-    from .reuse import GRAMFrontend, check_input_layer, record_gram_config
+    from espnet2_gram.frontend.pretrained_gram import GRAMFrontend, check_input_layer, record_gram_config
 
     def build_model(cls, args):
         model = espnet_build_model(cls, args)

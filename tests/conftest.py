@@ -31,7 +31,7 @@ def packed(tmp_path_factory):
     import torch
     import yaml
 
-    from espnet2_gram.packing import pack_gram
+    from espnet2_gram.pretrained.packing import pack_gram
     from espnet2_gram.tasks.gram import build_gram_model
     from test_gram_task import TINY
 

@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from espnet2_gram.packing import pack_gram
+from espnet2_gram.pretrained.packing import pack_gram
 from espnet2_gram.tasks.doa import DOATask
 from espnet2_gram.tasks.gram import build_gram_model
 

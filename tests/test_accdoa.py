@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from espnet2_gram.localization.accdoa import (adpit_loss, decode_multi_accdoa,
-                                              decode_single_accdoa, events_to_tracks,
-                                              single_accdoa_target)
+from espnet2_gram.downstream.localization.accdoa import (adpit_loss, decode_multi_accdoa,
+                                                         decode_single_accdoa, events_to_tracks)
+from helpers import single_accdoa_target
 from espnet2_gram.simulation.geometry import cart_to_sph, sph_to_cart
 
 X, Y, Z = np.eye(3)

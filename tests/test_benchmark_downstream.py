@@ -4,7 +4,7 @@ import json
 
 import yaml
 
-from espnet2_gram.bin import benchmark_downstream
+from espnet2_gram.benchmarks import downstream as benchmark_downstream
 from test_gram_task import TINY
 
 

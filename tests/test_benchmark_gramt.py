@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from espnet2_gram.bin import benchmark_gramt
+from espnet2_gram.benchmarks import gramt as benchmark_gramt
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SOURCE = ROOT / ".gramt_src"

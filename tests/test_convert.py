@@ -1,4 +1,4 @@
-"""Converter from the authors' GRAM-T checkpoints (espnet2_gram.convert).
+"""Converter from the authors' GRAM-T checkpoints (espnet2_gram.pretrained.convert).
 
 The authors' model is re-created here from plain torch modules laid out with the authors' key
 names and shapes (``RefGRAMT``: torchvision's ViT ``Encoder`` layout for the encoder, the MW-MAE
@@ -22,9 +22,9 @@ import torchaudio
 import yaml
 from torch import nn
 
-from espnet2_gram import convert as cv
+from espnet2_gram.pretrained import convert as cv
 from espnet2_gram.frontend.spatial_features import per_crop_normalize
-from espnet2_gram.packing import load_gram
+from espnet2_gram.pretrained.packing import load_gram
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -628,7 +628,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_paper_configs_ship_in_the_package():
     """The converter reads the paper configs from the package (an installed package converts
     too); the recipe's conf/paper/pretrain_*.yaml are the same files, not copies."""
-    assert cv.PAPER_CONF.parent == Path(cv.__file__).resolve().parent
+    assert cv.PAPER_CONF == Path(cv.__file__).resolve().parents[1] / "paper_configs"
     for name in ("pretrain_binaural.yaml", "pretrain_foa.yaml"):
         assert (REPO / "conf" / "paper" / name).resolve() == (cv.PAPER_CONF / name).resolve()
     assert cv.target_config("ambisonics")["frontend"] == "foa"

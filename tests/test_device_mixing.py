@@ -7,8 +7,8 @@ import soundfile as sf
 import torch
 from espnet2.train.collate_fn import CommonCollateFn
 
-from espnet2_gram.gram.device_mixing import mix_if_needed
-from espnet2_gram.gram.scene_preprocessor import SceneSimulator
+from espnet2_gram.scene.device_mixing import mix_if_needed
+from espnet2_gram.scene.simulator import SceneSimulator
 from espnet2_gram.simulation.rir_bank import make_bank_shards, merge_bank
 from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from espnet2_gram.bin import score_doa
-from espnet2_gram.localization.doa_metrics import (doa_errors, doa_metrics, doa_to_xyz,
+from espnet2_gram.downstream.localization.doa_metrics import (doa_errors, doa_metrics, doa_to_xyz,
                                                     read_utt2doa)
 
 

@@ -143,7 +143,7 @@ def check_python_m(tokens):
         for a in args:
             assert a.startswith("-") or (ROOT / a).exists(), a
         return
-    assert module.startswith("espnet2_gram.bin."), module
+    assert module.startswith(("espnet2_gram.bin.", "espnet2_gram.benchmarks.")), module
     assert importlib.util.find_spec(module), f"no entry point {module}"
     options = entry_point_options(module)
     for a in args:
@@ -290,7 +290,7 @@ def test_yaml_blocks(values):
 
 def test_model_card_example(packed, tmp_path):
     """The model card's Python example runs on the packed tiny GRAM and a short clip."""
-    from espnet2_gram.packing import load_gram
+    from espnet2_gram.pretrained.packing import load_gram
 
     card = (packed / "README.md").read_text()
     ((_, lang, text),) = [m.groups() for m in FENCE.finditer(card)]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from espnet2_gram.bin import make_report, summarize_pretraining
-from espnet2_gram.report_figures import (angle_bins, confusion, doa_confusions,
+from espnet2_gram.report.figures import (angle_bins, confusion, doa_confusions,
                                          read_doa_errors, row_normalise)
 from espnet2_gram.utils.cli import run
 from espnet2_gram.utils.training_log import parse_epochs
@@ -243,7 +243,7 @@ def test_training_log_shared_with_summarize_pretraining(tmp_path):
 
 def test_models_of_snapshots_and_layers_are_labelled_and_ordered():
     """gram_ep<N> and <model>_l<K> rows follow their model, by epoch and by layer."""
-    from espnet2_gram.downstream_report import _model_order, model_label
+    from espnet2_gram.report.tables import _model_order, model_label
 
     models = ["logmel", "gram_random_l0", "gram_l10", "gram", "gram_l2", "gram_ep4",
               "gram_random", "seldnet", "gram_ep12"]

@@ -14,11 +14,11 @@ import torch
 import yaml
 from pathlib import Path
 
-from espnet2_gram.embeddings import pool_frames
+from espnet2_gram.downstream.embeddings import pool_frames
 from espnet2_gram.frontend.spatial_features import FOAFrontend, per_crop_normalize
-from espnet2_gram.heads import IdentityEncoder
-from espnet2_gram.localization.doa_model import ESPnetDOAModel, angle_between, direction_vectors
-from espnet2_gram.localization.dcase_format import write_dcase_csv
+from espnet2_gram.downstream.heads import IdentityEncoder
+from espnet2_gram.downstream.localization.doa_model import ESPnetDOAModel, angle_between, direction_vectors
+from espnet2_gram.downstream.localization.dcase_format import write_dcase_csv
 from espnet2_gram.simulation.geometry import listener_to_room, sph_to_cart
 from espnet2_gram.simulation.mixing import convolve_multichannel
 from espnet2_gram.simulation.rooms import RenderConfig, RIRRenderer, RoomGeometry
@@ -125,7 +125,7 @@ def test_doa_probe_trains_infers_and_scores(tmp_path):
 
 def test_seld_probe_trains_infers_and_scores(tmp_path):
     """Chunked DCASE recordings; embeddings that carry the ACCDOA target of their frame."""
-    from espnet2_gram.localization.seld_data import make_seld_chunks
+    from espnet2_gram.downstream.localization.seld_data import make_seld_chunks
 
     num_classes, fs = 2, 8000
     raw = tmp_path / "raw"
@@ -221,8 +221,8 @@ def test_classification_probe_on_cached_embeddings_through_espnet(tmp_path, mult
 
 def test_trained_model_must_match_its_config(tmp_path):
     """Inference loads strictly: weights of another architecture are refused, naming keys."""
-    from espnet2_gram.localization.inference import load_trained
-    from espnet2_gram.packing import PackedModelError
+    from espnet2_gram.downstream.localization.inference import load_trained
+    from espnet2_gram.pretrained.packing import PackedModelError
     from espnet2_gram.tasks.doa import DOATask
 
     args = DOATask.get_parser().parse_args(["--encoder", "identity", "--input_size", "8",
@@ -238,7 +238,7 @@ def test_trained_model_must_match_its_config(tmp_path):
 
 
 def test_gram_encoder_with_a_missing_packed_model_is_a_clear_error(tmp_path):
-    from espnet2_gram.reuse import GRAMESPnetEncoder
+    from espnet2_gram.frontend.pretrained_gram import GRAMESPnetEncoder
 
     with pytest.raises(FileNotFoundError, match="nowhere"):
         GRAMESPnetEncoder(input_size=4, model_path=str(tmp_path / "nowhere"))
@@ -246,7 +246,7 @@ def test_gram_encoder_with_a_missing_packed_model_is_a_clear_error(tmp_path):
 
 def test_multi_accdoa_model_trains_and_predicts_three_tracks():
     """``output: multi_accdoa``: 3 tracks per class, ADPIT loss; one step lowers the loss."""
-    from espnet2_gram.localization.seld_model import ESPnetSELDModel
+    from espnet2_gram.downstream.localization.seld_model import ESPnetSELDModel
 
     torch.manual_seed(0)
     model = ESPnetSELDModel(IdentityEncoder(6), num_classes=2, output="multi_accdoa",
@@ -273,7 +273,7 @@ def test_multi_accdoa_model_trains_and_predicts_three_tracks():
 def test_doa_init_leaves_a_pretrained_gram_encoder_alone(packed, caplog):
     """DOATask's --init re-initialises the head only: GRAM keeps the packed weights and ESPnet
     logs no misleading 'Initialize encoder.gram.*' lines."""
-    from espnet2_gram.packing import load_gram
+    from espnet2_gram.pretrained.packing import load_gram
     from espnet2_gram.tasks.doa import DOATask
 
     args = DOATask.get_parser().parse_args([

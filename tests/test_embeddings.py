@@ -15,10 +15,10 @@ import torch
 import yaml
 
 from espnet2_gram.bin.extract_embeddings import main as extract_main
-from espnet2_gram.embeddings import EXTRACTORS, FrameExtractor, extract_data_dir, pool_frames
+from espnet2_gram.downstream.embeddings import EXTRACTORS, FrameExtractor, extract_data_dir, pool_frames
 from espnet2_gram.frontend.spatial_features import per_crop_normalize
-from espnet2_gram.packing import pack_gram
-from espnet2_gram.reuse import PretrainedGRAM
+from espnet2_gram.pretrained.packing import pack_gram
+from espnet2_gram.frontend.pretrained_gram import PretrainedGRAM
 from espnet2_gram.tasks.gram import build_gram_model
 from espnet2_gram.utils.fileio import read_kv
 from test_gram_task import TINY  # binaural, 8 kHz, hop 80, 32 mels, 16 x 8 patches, dim 32

@@ -17,13 +17,14 @@ import soundfile as sf
 import torch
 import yaml
 
-from espnet2_gram import embeddings, hear
+from espnet2_gram import hear
+from espnet2_gram.downstream import embeddings
 from espnet2_gram.bin import (cls_train, convert_gramt, doa_inference, doa_train,
                               extract_embeddings, gram_train, score_doa, seld_inference,
                               seld_train)
-from espnet2_gram.heads import IdentityEncoder
-from espnet2_gram.localization.doa_model import ESPnetDOAModel
-from espnet2_gram.packing import main as pack_main
+from espnet2_gram.downstream.heads import IdentityEncoder
+from espnet2_gram.downstream.localization.doa_model import ESPnetDOAModel
+from espnet2_gram.pretrained.packing import main as pack_main
 from espnet2_gram.utils import datacheck
 from espnet2_gram.utils.cli import run
 

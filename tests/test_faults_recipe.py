@@ -94,7 +94,8 @@ RUN_SH_BAD = [
     (["--num_eval_packs", "x"], ["--num_eval_packs", "'x'"]),
     (["--num_seld_train", "1.5"], ["--num_seld_train", "'1.5'"]),
     (["--num_seld_test", " 3"], ["--num_seld_test", "' 3'"]),
-    (["--formats", "mono"], ["--formats", "binaural foa", "'mono'"]),
+    (["--formats", "mono"], ["--formats", "binaural foa mic", "'mono'"]),
+    (["--formats", "foa mic"], ["--formats mic", "no conf/demo/pretrain_mic.yaml"]),
     (["--formats", "foa ambisonics"], ["--formats", "'ambisonics'"]),
     (["--formats", "*"], ["--formats", "'*'"]),
     (["--mono_policy", "median"], ["--mono_policy", "first or mean", "'median'"]),
@@ -215,7 +216,7 @@ FAKE_STEPS = textwrap.dedent("""\
     import json, math, os, signal, sys
     from pathlib import Path
 
-    from espnet2_gram.downstream_runs import STEPS, main
+    from espnet2_gram.downstream.runs import main, step_modules
     from espnet2_gram.utils.cli import run, setup_logging
 
     def log(name, argv):
@@ -264,7 +265,7 @@ FAKE_STEPS = textwrap.dedent("""\
 
     kinds = {"train": train, "inference": infer, "score": score}
     steps = {name: (lambda argv, n=name, k=kind: k(n, argv))
-             for name in STEPS for kind_name, kind in kinds.items() if kind_name in name}
+             for name in step_modules() for kind_name, kind in kinds.items() if kind_name in name}
     setup_logging()
     run(lambda argv: main(argv, steps), sys.argv[1:])
 """)

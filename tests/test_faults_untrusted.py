@@ -19,7 +19,7 @@ import yaml
 from espnet2_gram import hear
 from espnet2_gram.bin import (asr_train, cls_inference, cls_train, convert_gramt, doa_inference,
                               doa_train, extract_embeddings, gram_train, seld_train)
-from espnet2_gram.packing import main as pack_main
+from espnet2_gram.pretrained.packing import main as pack_main
 from espnet2_gram.simulation.rir_bank import META, SCP, RIRBank
 from espnet2_gram.utils.cli import run
 from espnet2_gram.utils.safe_load import FORCE_ENV

@@ -1,5 +1,5 @@
 """The prepared GPU benchmark (egs2/gram/scripts/gpu_benchmark.sh ->
-espnet2_gram.bin.benchmark_gpu), run end to end in its tiny CPU configuration."""
+espnet2_gram.benchmarks.gpu), run end to end in its tiny CPU configuration."""
 
 import json
 import os
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from espnet2_gram.bin.benchmark_gpu import parse_epochs, write_synthetic_bank
+from espnet2_gram.benchmarks.gpu import parse_epochs, write_synthetic_bank
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "egs2" / "gram" / "scripts" / "gpu_benchmark.sh"
@@ -96,7 +96,7 @@ def test_cuda_without_cuda_is_a_clear_error(tmp_path):
     assert "CUDA is not available" in proc.stderr and "--device cuda" in proc.stderr
     assert not (tmp_path / "out").exists()
     # The module itself says the same when called directly.
-    direct = subprocess.run([sys.executable, "-m", "espnet2_gram.bin.benchmark_gpu", "--device",
+    direct = subprocess.run([sys.executable, "-m", "espnet2_gram.benchmarks.gpu", "--device",
                              "cuda", "--out_dir", str(tmp_path / "out")], capture_output=True,
                             text=True, cwd=REPO, timeout=120)
     assert direct.returncode == 1 and "CUDA is not available" in direct.stderr
@@ -128,7 +128,7 @@ def test_epoch_lines_of_the_trainer_log_are_parsed():
 
 
 def test_synthetic_bank_stands_in_for_a_failed_make_rir_bank(tmp_path):
-    from espnet2_gram.gram.scene_preprocessor import SceneSimulator
+    from espnet2_gram.scene.simulator import SceneSimulator
     from espnet2_gram.simulation.rir_bank import RIRBank, merge_bank
 
     bank = tmp_path / "bank"

@@ -18,12 +18,11 @@ from espnet2_gram.gram import (
     RandomMasking,
     TimeMasking,
     TransformerDecoder,
-    build_masking,
     masked_patch_mse,
     patchify,
     sincos_2d,
-    unpatchify,
 )
+from helpers import unpatchify
 
 torch.set_num_threads(1)
 
@@ -97,12 +96,6 @@ def test_masking_exact_counts_and_independent_crops(make, grid, ratio):
     assert len({tuple(m.tolist()) for m in mask}) > 1  # independent per crop
     again = strategy(12, grid, generator=gen(3))
     assert torch.equal(mask, again)  # reproducible with a generator
-
-
-def test_build_masking_by_name():
-    assert isinstance(build_masking("time", ratio=0.5), TimeMasking)
-    with pytest.raises(ValueError):
-        build_masking("nope")
 
 
 def test_time_masking_whole_columns():

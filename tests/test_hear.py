@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from espnet2_gram import hear
-from espnet2_gram.packing import pack_gram
+from espnet2_gram.pretrained.packing import pack_gram
 from espnet2_gram.tasks.gram import build_gram_model
 
 from test_gram_task import TINY

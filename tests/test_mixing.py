@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import scipy.signal
 
+from helpers import measured_snr_db
+
 from espnet2_gram.simulation.mixing import (
     convolve_multichannel,
     fit_noise,
-    measured_snr_db,
     mix_scene,
 )
 

@@ -1,7 +1,7 @@
 """Parity of a converted GRAM-T with the authors' code, path by path.
 
 Reference-layout state dicts (``RefGRAMT`` of ``test_convert.py``: the authors' key names, a
-forward written from their code) are converted and packed with :mod:`espnet2_gram.convert`.
+forward written from their code) are converted and packed with :mod:`espnet2_gram.pretrained.convert`.
 Every public path of the converted model is then compared with expectations computed here,
 independently of ``espnet2_gram``: the features with torchaudio's transforms as the authors
 use them, ``extract`` and the HEAR embeddings with a re-implementation of the authors' HEAR
@@ -19,9 +19,9 @@ import pytest
 import torch
 import yaml
 
-from espnet2_gram import convert as cv
+from espnet2_gram.pretrained import convert as cv
 from espnet2_gram import hear
-from espnet2_gram.packing import load_gram
+from espnet2_gram.pretrained.packing import load_gram
 
 from test_convert import RefGRAMT, tiny_config
 

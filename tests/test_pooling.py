@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from espnet2_gram.heads import FramePooling, ProbeEncoder
+from espnet2_gram.downstream.heads import FramePooling, ProbeEncoder
 
 
 def frames():

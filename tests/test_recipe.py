@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from espnet2_gram.corpora.demo import EVENTS
-from espnet2_gram.localization.dcase_format import read_dcase_csv
+from espnet2_gram.downstream.localization.dcase_format import read_dcase_csv
 from espnet2_gram.simulation.rir_bank import RIRBank
 from espnet2_gram.utils.datadir import read_data_dir
 

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from espnet2_gram import downstream_report, report_figures
+from espnet2_gram.report import figures as report_figures
+from espnet2_gram.report import tables as downstream_report
 from espnet2_gram.bin import make_report, score_doa
 from test_downstream_report import epoch_line, read_table, write_scores
 

@@ -12,8 +12,8 @@ import soundfile as sf
 import torch
 import yaml
 
-from espnet2_gram.downstream_runs import Run, encoder_steps
-from espnet2_gram.packing import PackedModelError, load_gram, pack_gram, pretrain_steps
+from espnet2_gram.downstream.runs import Run, encoder_steps
+from espnet2_gram.pretrained.packing import PackedModelError, load_gram, pack_gram, pretrain_steps
 
 FS = 8000
 
@@ -111,7 +111,7 @@ def test_classification_trains_with_the_gram_encoder(tmp_path, packed):
 
 
 def test_frontend_layers_freezing_and_bad_input(packed):
-    from espnet2_gram.reuse import GRAMFrontend
+    from espnet2_gram.frontend.pretrained_gram import GRAMFrontend
 
     fe = GRAMFrontend(str(packed), fs=FS, layer=0)
     audio = torch.randn(2, FS, 2) * 0.1
@@ -190,8 +190,8 @@ def test_reuse_benchmark_compares_the_asr_frontends(packed):
     """benchmark_reuse times one ASR step per frontend variant: the encoder sees GRAM's 80-ms
     frames (here the tiny model's), the 10-ms mel frames, or those subsampled 4x by conv2d;
     a frozen GRAM adds no trainable parameters, a trained one all of its own."""
-    from espnet2_gram.bin.benchmark_reuse import bench_asr
-    from espnet2_gram.packing import load_gram
+    from espnet2_gram.benchmarks.reuse import bench_asr
+    from espnet2_gram.pretrained.packing import load_gram
 
     gram = load_gram(packed)
     result = bench_asr(str(packed), batch=2, seconds=1.0, steps=1)

@@ -7,9 +7,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from espnet2_gram.gram import scene_preprocessor
-from espnet2_gram.gram.scene_preprocessor import SceneSimulator
-from espnet2_gram.simulation.mixing import convolve_multichannel, measured_snr_db
+from espnet2_gram.scene import simulator as scene_preprocessor
+from espnet2_gram.scene.simulator import SceneSimulator
+from espnet2_gram.simulation.mixing import convolve_multichannel
+from helpers import measured_snr_db
 from espnet2_gram.simulation.rir_bank import RIRBank, make_bank_shards, merge_bank
 from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
 

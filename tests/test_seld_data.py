@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from espnet2_gram.bin.make_seld_data import main as make_seld_data_main
-from espnet2_gram.localization import seld_data
-from espnet2_gram.localization.seld_data import make_seld_chunks
-from espnet2_gram.localization.dcase_format import read_dcase_csv, write_dcase_csv
+from espnet2_gram.downstream.localization import seld_data
+from espnet2_gram.downstream.localization.seld_data import make_seld_chunks
+from espnet2_gram.downstream.localization.dcase_format import read_dcase_csv, write_dcase_csv
 from espnet2_gram.utils.fileio import read_kv
 
 FS = 8000

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from espnet2_gram.bin import score_seld
-from espnet2_gram.localization.seld_metrics import (SeldScorer, rows_to_frames,
+from espnet2_gram.downstream.localization.seld_metrics import (SeldScorer, rows_to_frames,
                                                      score_recordings, scored_frames)
-from espnet2_gram.localization.dcase_format import DcaseRow, write_dcase_csv
+from espnet2_gram.downstream.localization.dcase_format import DcaseRow, write_dcase_csv
 from espnet2_gram.simulation.geometry import angular_distance_deg, sph_to_cart
 
 

@@ -11,8 +11,8 @@ import soundfile as sf
 import torch
 import yaml
 
-from espnet2_gram.localization.doa_model import angle_between, direction_vectors
-from espnet2_gram.localization.seldnet import SELDnetEncoder
+from espnet2_gram.downstream.localization.doa_model import angle_between, direction_vectors
+from espnet2_gram.downstream.localization.seldnet import SELDnetEncoder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FS = 16000

@@ -5,7 +5,7 @@ leaves clips of a whole crop or longer unchanged."""
 import torch
 
 from espnet2_gram.gram.encoder import GRAMEncoder
-from espnet2_gram.reuse import build_architecture
+from espnet2_gram.frontend.pretrained_gram import build_architecture
 
 ARCH = {"frontend": "binaural",
         "frontend_conf": {"fs": 8000, "n_fft": 256, "hop_length": 80, "n_mels": 32,
@@ -106,7 +106,7 @@ def test_mean_of_a_mixed_length_batch_is_each_items_own():
 def test_short_clip_benchmark_measures_every_length_and_level(tmp_path):
     import yaml
 
-    from espnet2_gram.bin import benchmark_short_clips
+    from espnet2_gram.benchmarks import short_clips as benchmark_short_clips
     from test_gram_task import TINY
 
     config = tmp_path / "tiny.yaml"

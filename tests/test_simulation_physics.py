@@ -65,6 +65,28 @@ def test_foa_is_sn3d_acn(foa_renderer):
     np.testing.assert_allclose([x / w, y / w, z / w], expected, atol=1e-3)
 
 
+
+@pytest.mark.parametrize("yaw", [0.0, 70.0, -140.0])
+def test_microphone_array_delays_follow_its_geometry(yaw):
+    """The tetrahedral array's capsules sit at their positions, turned with the listener: each
+    capsule's direct path arrives after its own distance to the source over c. The capsules are
+    7 cm apart, so at 96 kHz the delays differ by up to about 20 samples."""
+    fs, c = 96000, 343.0
+    from espnet2_gram.formats import FORMATS
+
+    renderer = RIRRenderer(RenderConfig(format="mic", fs=fs, method="ism", max_rir_seconds=0.03))
+    offsets = np.asarray(FORMATS["mic"].receiver_offsets)
+    for az, el in [(0, 0), (90, 0), (-120, 30), (160, -40)]:
+        geom = anechoic(az, el, yaw, dist=2.0)
+        rir = renderer.render(geom)[0]
+        assert rir.shape[0] == 4
+        peaks = np.array([np.argmax(np.abs(ch)) for ch in rir], dtype=float)
+        source = sph_to_cart(az, el, 2.0)
+        distances = np.linalg.norm(source - offsets, axis=1)
+        expected = (distances - distances[0]) / c * fs
+        np.testing.assert_allclose(peaks - peaks[0], expected, atol=1.01, err_msg=f"{az} {el}")
+        assert np.ptp(expected) > 5 or (az, el) == (0, 0)
+
 def test_binaural_left_source_is_earlier_and_louder_at_left_ear(binaural_renderer):
     rir = binaural_renderer.render(anechoic(90.0, 0.0, yaw=25.0))[0]
     itd = interaural_time_difference(rir, FS)

@@ -19,7 +19,7 @@ import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to s
 import torch
 
 from espnet2_gram.gram.reconstruction import channel_reconstruction
-from espnet2_gram.packing import load_gram
+from espnet2_gram.pretrained.packing import load_gram
 from espnet2_gram.utils.audio import load_audio
 from espnet2_gram.utils.cli import run, setup_logging, str2bool
 from espnet2_gram.utils.fileio import atomic_open, read_kv

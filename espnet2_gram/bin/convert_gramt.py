@@ -14,7 +14,7 @@ import sys
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-from espnet2_gram.convert import FORMATS, convert_checkpoint, failed_checks
+from espnet2_gram.pretrained.convert import FORMATS, convert_checkpoint, failed_checks
 from espnet2_gram.utils.cli import run
 
 

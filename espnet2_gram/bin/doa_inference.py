@@ -17,7 +17,7 @@ import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to s
 
 import torch
 
-from espnet2_gram.localization.inference import (add_inference_arguments, batches,
+from espnet2_gram.downstream.localization.inference import (add_inference_arguments, batches,
                                                  check_inference_data, load_trained)
 from espnet2_gram.simulation.geometry import cart_to_sph
 from espnet2_gram.tasks.doa import DOATask

@@ -14,7 +14,7 @@ import sys
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-from espnet2_gram.localization.doa_metrics import read_utt2doa
+from espnet2_gram.downstream.localization.doa_metrics import read_utt2doa
 from espnet2_gram.tasks.doa import DOATask
 from espnet2_gram.utils.cli import run
 from espnet2_gram.utils.datacheck import check_task_data

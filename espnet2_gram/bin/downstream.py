@@ -16,10 +16,10 @@ probe: the data dirs hold cached embeddings (``feats.scp`` and ``embeddings.json
 ``extract_embeddings``); finetune: audio data dirs and ``--packed_model``; supervised (SELDnet,
 doa and seld): audio data dirs. Labels: cls ``utt2label``, doa ``utt2doa``, seld ``tracks.scp``
 (``make_seld_data``; ``--chunk_dir`` is the test chunk dir). Resuming, skipping and restarting:
-see ``espnet2_gram.downstream_runs``.
+see ``espnet2_gram.downstream.runs``.
 """
 
-from espnet2_gram.downstream_runs import get_parser, main  # noqa: F401 (get_parser: docs)
+from espnet2_gram.downstream.runs import get_parser, main  # noqa: F401 (get_parser: docs)
 from espnet2_gram.utils.cli import run, setup_logging
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ import dataclasses
 import logging
 import sys
 
-from ..simulation.dcase import export_recordings
-from ..simulation.rooms import RenderConfig, RoomSampling
-from ..utils.cli import load_yaml, run, setup_logging, str2bool
+from espnet2_gram.simulation.dcase import export_recordings
+from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
+from espnet2_gram.utils.cli import load_yaml, run, setup_logging, str2bool
 
 logger = logging.getLogger("espnet2_gram.export_dcase")
 

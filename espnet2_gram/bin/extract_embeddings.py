@@ -5,7 +5,7 @@
         --data_dir dump/raw/demo_train_foa --data_dir dump/raw/demo_test_foa
 
 writes ``<out_root>/<extractor>/<name of each data dir>/feats.scp`` (see
-``espnet2_gram.embeddings``); ``--out_name gram_ep4`` writes one extractor's under that name
+``espnet2_gram.downstream.embeddings``); ``--out_name gram_ep4`` writes one extractor's under that name
 instead (the weights of a pretraining snapshot beside the final model's).
 Extractors: gram (pretrained), gram_random (same architecture, untrained), logmel (the model's
 spatial log-mel features pooled to the same frames).
@@ -19,7 +19,7 @@ import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to s
 
 import torch
 
-from espnet2_gram.embeddings import EXTRACTORS, FrameExtractor, extract_data_dir
+from espnet2_gram.downstream.embeddings import EXTRACTORS, FrameExtractor, extract_data_dir
 from espnet2_gram.utils.cli import run, setup_logging, str2bool
 
 

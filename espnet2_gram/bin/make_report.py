@@ -12,7 +12,7 @@ training curves show the lowest seed.
 
 import argparse
 
-from espnet2_gram.downstream_report import write_report
+from espnet2_gram.report.tables import write_report
 from espnet2_gram.utils.cli import run, setup_logging
 
 

@@ -3,12 +3,12 @@
     python -m espnet2_gram.bin.make_seld_data --data_dir dump/raw/seld_train_foa \
         --out_dir dump/seld/seld_train_foa --num_classes 13 --chunk_seconds 2
 
-See ``espnet2_gram.localization.seld_data`` for the output layout.
+See ``espnet2_gram.downstream.localization.seld_data`` for the output layout.
 """
 
 import argparse
 
-from espnet2_gram.localization.seld_data import make_seld_chunks
+from espnet2_gram.downstream.localization.seld_data import make_seld_chunks
 from espnet2_gram.utils.cli import run, setup_logging
 
 

@@ -6,7 +6,7 @@
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-from espnet2_gram.packing import main
+from espnet2_gram.pretrained.packing import main
 from espnet2_gram.utils.cli import run
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python -m espnet2_gram.bin.score_doa --ref data/test/utt2doa \\
         --hyp exp/doa/decode_test/utt2doa --format binaural --out_dir exp/doa/decode_test
 
-Writes ``scores.json`` (see :func:`espnet2_gram.localization.doa_metrics.doa_metrics`; the
+Writes ``scores.json`` (see :func:`espnet2_gram.downstream.localization.doa_metrics.doa_metrics`; the
 front-back confusion rate only for ``--format binaural``) and ``doa_errors.tsv``.
 """
 
@@ -12,10 +12,10 @@ import logging
 import sys
 from pathlib import Path
 
-from ..localization.doa_metrics import doa_errors, doa_metrics, doa_to_xyz, read_utt2doa
-from ..utils.cli import run, setup_logging
-from ..utils.fileio import atomic_open
-from ..utils.scoring import add_run_options, check_same_keys, run_info, write_scores
+from espnet2_gram.downstream.localization.doa_metrics import doa_errors, doa_metrics, doa_to_xyz, read_utt2doa
+from espnet2_gram.utils.cli import run, setup_logging
+from espnet2_gram.utils.fileio import atomic_open
+from espnet2_gram.utils.scoring import add_run_options, check_same_keys, run_info, write_scores
 
 logger = logging.getLogger("espnet2_gram.score_doa")
 

@@ -19,10 +19,10 @@ import argparse
 import logging
 import sys
 
-from ..localization.seld_data import read_recordings
-from ..localization.seld_metrics import LENGTH_FROM, score_recordings
-from ..utils.cli import run, setup_logging
-from ..utils.scoring import add_run_options, run_info, write_scores
+from espnet2_gram.downstream.localization.seld_data import read_recordings
+from espnet2_gram.downstream.localization.seld_metrics import LENGTH_FROM, score_recordings
+from espnet2_gram.utils.cli import run, setup_logging
+from espnet2_gram.utils.scoring import add_run_options, run_info, write_scores
 
 logger = logging.getLogger("espnet2_gram.score_seld")
 METRICS = ("ER20", "F20", "LE_CD", "LR_CD", "SELD")

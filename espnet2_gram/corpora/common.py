@@ -9,8 +9,8 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 
 import soundfile as sf
 
-from ..utils.datadir import check_same_keys, write_data_dir
-from .download import download_and_extract
+from espnet2_gram.utils.datadir import check_same_keys, write_data_dir
+from espnet2_gram.corpora.download import download_and_extract
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
-from ..utils.audio import write_audio
-from ..utils.fileio import atomic_open
-from .common import write_audio_data_dir
+from espnet2_gram.utils.audio import write_audio
+from espnet2_gram.utils.fileio import atomic_open
+from espnet2_gram.corpora.common import write_audio_data_dir
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """GRAM feature frontends (ESPnet ``AbsFrontend`` subclasses returning (B, C, F, T) features)."""
 
-from .spatial_features import (
+from espnet2_gram.frontend.spatial_features import (
     BinauralFrontend,
     FOAFrontend,
     MonoFrontend,

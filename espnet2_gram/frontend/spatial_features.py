@@ -18,13 +18,13 @@ plane wave with SN3D this is the unit vector pointing at the source), pooled by 
 filterbank as a weighted sum (no log).
 """
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torchaudio
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
-from ..formats import get_format, num_channels
+from espnet2_gram.formats import FORMATS, get_format, num_channels
 
 
 
@@ -212,3 +212,25 @@ class FOAFrontend(SpatialFrontend):
         energy = self.log_offset + power.sum(dim=1, keepdim=True)
         iv = self.mel(intensity / energy)
         return torch.cat([logmel, iv], dim=1)
+
+
+FEATURE_FRONTENDS = {"logmel": SpatialFrontend, "foa_intensity": FOAFrontend}
+
+
+def frontend_classes() -> Dict[str, type]:
+    """The ESPnet frontend of every format of the registry, by format name: the classes above,
+    and for any other format a subclass of its feature kind's frontend (a new format needs no
+    frontend code of its own)."""
+    named = {cls.format: cls for cls in (MonoFrontend, BinauralFrontend, FOAFrontend)}
+    classes = {}
+    for name, fmt in FORMATS.items():
+        if fmt.features not in FEATURE_FRONTENDS:
+            raise ValueError(f"format {name!r}: features {fmt.features!r}; expected one of"
+                             f" {sorted(FEATURE_FRONTENDS)}")
+        base = FEATURE_FRONTENDS[fmt.features]
+        if name in named and issubclass(named[name], base):
+            classes[name] = named[name]
+        else:
+            classes[name] = type(f"{name.title()}Frontend", (base,), {
+                "format": name, "__doc__": f"{base.__name__} features of {fmt.layout}."})
+    return classes

@@ -10,9 +10,8 @@ from espnet2_gram.gram.masking import (
     MaskingStrategy,
     RandomMasking,
     TimeMasking,
-    build_masking,
 )
-from espnet2_gram.gram.patching import PatchEmbed, grid_shape, patchify, sincos_2d, unpatchify
+from espnet2_gram.gram.patching import PatchEmbed, grid_shape, patchify, sincos_2d
 
 __all__ = [
     "Attention",
@@ -28,11 +27,9 @@ __all__ = [
     "TimeMasking",
     "TransformerDecoder",
     "WindowedAttentionBias",
-    "build_masking",
     "grid_shape",
     "masked_patch_mse",
     "patchify",
     "select_visible",
     "sincos_2d",
-    "unpatchify",
 ]

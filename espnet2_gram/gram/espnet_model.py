@@ -7,10 +7,10 @@ import torch
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
-from ..frontend.spatial_features import per_crop_normalize
-from .device_mixing import mix_if_needed
-from .loss import masked_patch_mse
-from .patching import patchify
+from espnet2_gram.frontend.spatial_features import per_crop_normalize
+from espnet2_gram.scene.device_mixing import mix_if_needed
+from espnet2_gram.gram.loss import masked_patch_mse
+from espnet2_gram.gram.patching import patchify
 
 
 class NonFiniteLossError(FloatingPointError):

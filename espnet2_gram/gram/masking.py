@@ -179,14 +179,3 @@ MASKING_STRATEGIES = {
     "frequency": FrequencyMasking,
     "inverse_block": InverseBlockMasking,
 }
-
-
-def build_masking(name: str, **kwargs) -> MaskingStrategy:
-    """Strategy by name: ``random``, ``time``, ``frequency`` or ``inverse_block``."""
-    try:
-        cls = MASKING_STRATEGIES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown masking strategy {name!r}; choose from {sorted(MASKING_STRATEGIES)}"
-        ) from None
-    return cls(**kwargs)

@@ -40,26 +40,6 @@ def patchify(x: torch.Tensor, patch: Tuple[int, int] = (16, 8)) -> torch.Tensor:
     return x.reshape(b, rows * cols, c * pf * pt)
 
 
-def unpatchify(
-    tokens: torch.Tensor,
-    grid: Tuple[int, int],
-    channels: int,
-    patch: Tuple[int, int] = (16, 8),
-) -> torch.Tensor:
-    """Inverse of :func:`patchify`: ``(B, rows * cols, C * pf * pt) -> (B, C, F, T)``."""
-    b, n, p = tokens.shape
-    rows, cols = grid
-    pf, pt = patch
-    if n != rows * cols or p != channels * pf * pt:
-        raise ValueError(
-            f"tokens {tuple(tokens.shape)} do not match grid {grid}, {channels} channels and "
-            f"patch {patch}"
-        )
-    x = tokens.reshape(b, rows, cols, channels, pf, pt)
-    x = x.permute(0, 3, 1, 4, 2, 5)
-    return x.reshape(b, channels, rows * pf, cols * pt)
-
-
 def _sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
     """``[sin(p * w_i) | cos(p * w_i)]`` with ``w_i = 1 / 10000 ** (i / (dim / 2))``."""
     half = dim // 2

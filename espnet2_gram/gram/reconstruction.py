@@ -12,8 +12,8 @@ from typing import Iterable, List, Tuple
 
 import torch
 
-from ..frontend.spatial_features import per_crop_normalize
-from .patching import patchify
+from espnet2_gram.frontend.spatial_features import per_crop_normalize
+from espnet2_gram.gram.patching import patchify
 
 
 @dataclass

@@ -4,7 +4,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .geometry import cart_to_sph
+from espnet2_gram.simulation.geometry import cart_to_sph
 
 
 def schroeder_decay_db(rir: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
 """The export of simulated multi-event recordings in the DCASE SELD layout of STARSS23
-(metadata CSVs in the format of :mod:`espnet2_gram.localization.dcase_format`).
+(metadata CSVs in the format of :mod:`espnet2_gram.downstream.localization.dcase_format`).
 
 Exported layout (``<fmt>`` is ``foa`` or ``binaural``)::
 
@@ -22,11 +22,11 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 
-from ..utils.audio import MONO_POLICIES, AudioError, load_audio, problem_of, write_audio
-from ..utils.datadir import read_data_dir, write_data_dir
-from ..utils.fileio import atomic_open
-from .acoustics import event_span
-from .mixing import (
+from espnet2_gram.utils.audio import MONO_POLICIES, AudioError, load_audio, problem_of, write_audio
+from espnet2_gram.utils.datadir import read_data_dir, write_data_dir
+from espnet2_gram.utils.fileio import atomic_open
+from espnet2_gram.simulation.acoustics import event_span
+from espnet2_gram.simulation.mixing import (
     NOISE_LEVEL_DBFS,
     convolve_multichannel,
     fit_noise,
@@ -35,9 +35,9 @@ from .mixing import (
     scene_powers,
     snr_gain,
 )
-from ..formats import num_channels
-from ..localization.dcase_format import format_dcase_csv, read_classes
-from .rooms import RenderConfig, RIRRenderer, RoomSampling, sample_room
+from espnet2_gram.formats import num_channels
+from espnet2_gram.downstream.localization.dcase_format import format_dcase_csv, read_classes
+from espnet2_gram.simulation.rooms import RenderConfig, RIRRenderer, RoomSampling, sample_room
 
 logger = logging.getLogger(__name__)
 

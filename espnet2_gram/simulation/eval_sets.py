@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils.audio import AudioError, load_audio, problem_of, write_audio
-from ..utils.datadir import read_data_dir, write_data_dir
-from ..utils.fileio import atomic_open, read_kv, remove_stale_temps
-from ..utils.provenance import file_digest, prepare_outputs
-from .mixing import limit_peak, mix_scene
-from .rir_bank import META, RIRBank
+from espnet2_gram.utils.audio import AudioError, load_audio, problem_of, write_audio
+from espnet2_gram.utils.datadir import read_data_dir, write_data_dir
+from espnet2_gram.utils.fileio import atomic_open, read_kv, remove_stale_temps
+from espnet2_gram.utils.provenance import file_digest, prepare_outputs
+from espnet2_gram.simulation.mixing import limit_peak, mix_scene
+from espnet2_gram.simulation.rir_bank import META, RIRBank
 
 logger = logging.getLogger(__name__)
 

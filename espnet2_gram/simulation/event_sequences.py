@@ -25,12 +25,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..utils.audio import load_audio, write_audio
-from ..utils.datadir import read_data_dir, write_data_dir
-from ..utils.fileio import atomic_open, read_kv
-from .acoustics import event_span
-from .mixing import limit_peak, mix_scene
-from .rir_bank import RIRBank
+from espnet2_gram.utils.audio import load_audio, write_audio
+from espnet2_gram.utils.datadir import read_data_dir, write_data_dir
+from espnet2_gram.utils.fileio import atomic_open, read_kv
+from espnet2_gram.simulation.acoustics import event_span
+from espnet2_gram.simulation.mixing import limit_peak, mix_scene
+from espnet2_gram.simulation.rir_bank import RIRBank
 
 logger = logging.getLogger(__name__)
 

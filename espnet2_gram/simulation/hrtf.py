@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils.audio import resample
-from .geometry import sph_to_cart
+from espnet2_gram.utils.audio import resample
+from espnet2_gram.simulation.geometry import sph_to_cart
 
 KEMAR = "kemar"
 

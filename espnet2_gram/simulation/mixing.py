@@ -148,11 +148,3 @@ def scene_powers(source_image: np.ndarray, noise_image: np.ndarray, start: int,
 def snr_gain(p_source: float, p_noise: float, snr_db: float) -> np.float32:
     """Gain that brings noise of power ``p_noise`` to ``snr_db`` below ``p_source``."""
     return np.float32(np.sqrt(p_source / p_noise * 10 ** (-snr_db / 10)))
-
-
-def measured_snr_db(scene: Scene) -> float:
-    """SNR of a rendered scene by the definition in this module's docstring."""
-    p_source, p_noise = scene_powers(
-        scene.source_image, scene.noise_image, scene.noise_start, scene.noise_length
-    )
-    return float(10 * np.log10(p_source / p_noise))

@@ -22,10 +22,10 @@ from typing import Dict, Iterator, List
 
 import numpy as np
 
-from ..utils.fileio import atomic_open, atomic_path, remove_stale_temps, write_once
-from ..utils.provenance import describe_differences
-from .acoustics import rt60_schroeder
-from .rooms import RenderConfig, RIRRenderer, RoomSampling, sample_room
+from espnet2_gram.utils.fileio import atomic_open, atomic_path, remove_stale_temps, write_once
+from espnet2_gram.utils.provenance import describe_differences
+from espnet2_gram.simulation.acoustics import rt60_schroeder
+from espnet2_gram.simulation.rooms import RenderConfig, RIRRenderer, RoomSampling, sample_room
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ def _load_scp(scp: Path):
         if found[ark]:
             value = f"{bank_dir / ark}{sep}{offset}"
         lines.append(f"{key} {value}\n")
-    from ..utils.scp import load_scp  # refuses command entries unless allowed
+    from espnet2_gram.utils.scp import load_scp  # refuses command entries unless allowed
 
     return load_scp(io.StringIO("".join(lines)), name=scp)
 

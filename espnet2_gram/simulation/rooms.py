@@ -1,19 +1,22 @@
-"""Shoebox rooms: sampling of geometry and rendering of binaural / FOA impulse responses
-with pyroomacoustics (image sources, optionally hybrid with ray tracing)."""
+"""Shoebox rooms: sampling of geometry and rendering of the rendered formats' impulse responses
+(binaural, FOA, microphone arrays; ``espnet2_gram.formats``) with pyroomacoustics (image
+sources, optionally hybrid with ray tracing)."""
 
 import functools
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import List, Sequence
 
 import numpy as np
 
-from ..formats import get_format, num_channels
-from .geometry import cart_to_sph, listener_to_room, room_to_listener, sph_to_cart
+from espnet2_gram.formats import get_format
+from espnet2_gram.simulation.geometry import cart_to_sph, listener_to_room, room_to_listener, sph_to_cart
 
 # hybrid: image sources up to ism_order + ray-traced tail; ism: image sources up to the order
 # the room's RT60 needs (Sabine); early: image sources up to ism_order only, no late tail
 # (several times cheaper: for direction-rich localisation sets, see conf/demo/rir_bank_loc.yaml)
 METHODS = ("hybrid", "ism", "early")
+# how a format's receivers are rendered (``AudioFormat.receivers``)
+RECEIVERS = ("hrtf", "sh1", "omni")
 # Real orthonormal spherical harmonics (pyroomacoustics) to SN3D: sqrt(4 pi / (2 n + 1)).
 _N3D_TO_SN3D = np.sqrt(4 * np.pi / np.array([1.0, 3.0, 3.0, 3.0]))
 
@@ -77,9 +80,6 @@ class RoomGeometry:
         """(S, 3): azimuth, elevation (degrees) and distance of every source, listener frame."""
         rel = room_to_listener(self.source_positions, self.listener_position, self.listener_yaw)
         return np.stack(cart_to_sph(rel), axis=-1)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _inside(point, size, margin) -> bool:
@@ -156,7 +156,7 @@ class RenderConfig:
 @functools.lru_cache(maxsize=4)
 def _ear_directivities(hrtf: str, fs: int) -> list:
     """Built once per process (about a second); the renderer turns them to each yaw."""
-    from .hrtf import ear_directivities, load_hrirs
+    from espnet2_gram.simulation.hrtf import ear_directivities, load_hrirs
 
     return ear_directivities(load_hrirs(hrtf, fs))
 
@@ -164,30 +164,50 @@ def _ear_directivities(hrtf: str, fs: int) -> list:
 class RIRRenderer:
     """Renders (sources, channels, samples) float32 impulse responses for a RoomGeometry.
 
-    Binaural: two receivers at the head centre with the measured HRIRs of the left and right
-    ear as directivities, turned to the listener's yaw. FOA: four co-located receivers with
+    The format's ``receivers`` (``espnet2_gram.formats``) decide how. ``hrtf`` (binaural): two
+    receivers at the head centre with the measured HRIRs of the left and right ear as
+    directivities, turned to the listener's yaw. ``sh1`` (FOA): four co-located receivers with
     real spherical-harmonic directivities (ACN order W, Y, Z, X), scaled to SN3D and rotated
-    into the listener frame.
+    into the listener frame. ``omni`` (microphone arrays): omnidirectional receivers at the
+    format's capsule positions, turned with the listener.
     """
 
     def __init__(self, cfg: RenderConfig):
         import pyroomacoustics as pra
 
         self.cfg = cfg
-        self.channels = num_channels(cfg.format)
+        self.format = get_format(cfg.format, "--format", rendered=True)
+        self.channels = self.format.num_channels
+        if self.format.receivers not in RECEIVERS:
+            raise ValueError(f"format {cfg.format!r}: receivers {self.format.receivers!r};"
+                             f" expected one of {list(RECEIVERS)}")
+        if self.format.receivers == "omni" and len(self.format.receiver_offsets) != self.channels:
+            raise ValueError(f"format {cfg.format!r}: {len(self.format.receiver_offsets)} receiver"
+                             f" offsets for {self.channels} channels")
         pra.constants.set("num_threads", 1)
-        self._ears = _ear_directivities(cfg.hrtf, cfg.fs) if cfg.format == "binaural" else None
+        self._ears = (_ear_directivities(cfg.hrtf, cfg.fs) if self.format.receivers == "hrtf"
+                      else None)
 
     def _directivities(self, yaw: float):
         import pyroomacoustics as pra
         from pyroomacoustics.directivities import RealSphericalHarmonicsDirectivity, Rotation3D
 
+        if self.format.receivers == "omni":
+            return None
         if self._ears is not None:
             for ear in self._ears:
                 ear.set_orientation(Rotation3D([yaw], "z"))
             return self._ears
         ms, ns = pra.directivities.harmonics.get_mn_in_acn_order(1)
         return [RealSphericalHarmonicsDirectivity(m, n) for m, n in zip(ms, ns)]
+
+    def receiver_positions(self, geom: RoomGeometry) -> np.ndarray:
+        """(3, C) room-frame positions of the receivers."""
+        if self.format.receivers == "omni":
+            offsets = np.asarray(self.format.receiver_offsets, dtype=np.float64)
+        else:  # co-located at the head centre
+            offsets = np.zeros((self.channels, 3))
+        return listener_to_room(offsets, geom.listener_position, geom.listener_yaw).T
 
     def build_room(self, geom: RoomGeometry):
         """The pyroomacoustics room for ``geom`` (sources and receivers placed)."""
@@ -201,7 +221,7 @@ class RIRRenderer:
         )
         for pos in geom.source_positions:
             room.add_source(pos)
-        mics = np.tile(np.asarray(geom.listener_position)[:, None], (1, self.channels))
+        mics = self.receiver_positions(geom)
         room.add_microphone_array(
             pra.MicrophoneArray(mics, cfg.fs, directivity=self._directivities(geom.listener_yaw))
         )
@@ -223,7 +243,7 @@ class RIRRenderer:
             for s in range(len(geom.source_positions)):
                 rir = room.rir[c][s][:length]
                 out[s, c, : len(rir)] = rir
-        if self.cfg.format == "foa":
+        if self.format.receivers == "sh1":
             out = foa_to_listener(out, geom.listener_yaw)
         return out
 

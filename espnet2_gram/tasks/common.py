@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from espnet2.utils.types import str_or_none
 
-from ..utils.collate import PadCollate
+from espnet2_gram.utils.collate import PadCollate
 
 INIT_CHOICES = ["xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", None]
 

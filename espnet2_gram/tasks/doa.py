@@ -8,8 +8,8 @@ from typing import Tuple
 
 from espnet2.train.class_choices import ClassChoices
 
-from ..localization.doa_model import ESPnetDOAModel
-from .downstream import DownstreamTask, encoder_choices
+from espnet2_gram.downstream.localization.doa_model import ESPnetDOAModel
+from espnet2_gram.tasks.downstream import DownstreamTask, encoder_choices
 
 model_choices = ClassChoices("model", classes=dict(doa=ESPnetDOAModel), default="doa")
 

@@ -2,10 +2,10 @@
 
 ``encoder: gram`` takes audio (``speech`` as ``sound``, ``--input_size`` = channels) through a
 packed GRAM model (``encoder_conf: {model_path, freeze_steps, random_init, layer, ...}``,
-see ``espnet2_gram.reuse``); ``encoder: identity`` takes cached frame embeddings (``speech`` as
+see ``espnet2_gram.frontend.pretrained_gram``); ``encoder: identity`` takes cached frame embeddings (``speech`` as
 ``kaldi_ark`` from ``espnet2_gram.bin.extract_embeddings``, ``--input_size`` = their size);
 ``encoder: seldnet`` is the supervised DCASE 2023 baseline network trained from scratch on audio
-(``--input_size`` = 2 binaural or 4 FOA channels, see ``espnet2_gram.localization.seldnet``).
+(``--input_size`` = 2 binaural or 4 FOA channels, see ``espnet2_gram.downstream.localization.seldnet``).
 """
 
 import argparse
@@ -18,10 +18,10 @@ from espnet2.train.class_choices import ClassChoices
 from espnet2.train.trainer import Trainer
 from espnet2.utils.types import int_or_none
 
-from ..heads import IdentityEncoder
-from ..localization.seldnet import SELDnetEncoder
-from ..reuse import GRAMESPnetEncoder, initialize_sparing_gram
-from .common import PaddedBatches, add_init_argument
+from espnet2_gram.downstream.heads import IdentityEncoder
+from espnet2_gram.downstream.localization.seldnet import SELDnetEncoder
+from espnet2_gram.frontend.pretrained_gram import GRAMESPnetEncoder, initialize_sparing_gram
+from espnet2_gram.tasks.common import PaddedBatches, add_init_argument
 
 encoder_choices = ClassChoices(
     "encoder", classes=dict(gram=GRAMESPnetEncoder, identity=IdentityEncoder,

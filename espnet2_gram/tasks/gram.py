@@ -17,21 +17,20 @@ from espnet2.train.class_choices import ClassChoices
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool
 
-from ..formats import num_channels
-from ..frontend.spatial_features import BinauralFrontend, FOAFrontend, MonoFrontend
-from ..gram.decoder import MWMAEDecoder, TransformerDecoder
-from ..gram.encoder import GRAMEncoder
-from ..gram.espnet_model import ESPnetGRAMModel
-from ..gram.masking import FrequencyMasking, InverseBlockMasking, RandomMasking, TimeMasking
-from ..gram.scene_preprocessor import SceneSimulator
-from ..utils.datacheck import AUDIO_POLICIES
-from .common import PaddedBatches, add_init_argument
-from .epoch_snapshots import SnapshotTrainer
+from espnet2_gram.formats import num_channels
+from espnet2_gram.frontend.spatial_features import frontend_classes
+from espnet2_gram.gram.decoder import MWMAEDecoder, TransformerDecoder
+from espnet2_gram.gram.encoder import GRAMEncoder
+from espnet2_gram.gram.espnet_model import ESPnetGRAMModel
+from espnet2_gram.gram.masking import MASKING_STRATEGIES
+from espnet2_gram.scene.simulator import SceneSimulator
+from espnet2_gram.utils.datacheck import AUDIO_POLICIES
+from espnet2_gram.tasks.common import PaddedBatches, add_init_argument
+from espnet2_gram.tasks.epoch_snapshots import SnapshotTrainer
 
 
 frontend_choices = ClassChoices(
-    "frontend", classes=dict(mono=MonoFrontend, binaural=BinauralFrontend, foa=FOAFrontend),
-    default="binaural",
+    "frontend", classes=frontend_classes(), default="binaural",
 )
 encoder_choices = ClassChoices("encoder", classes=dict(vit=GRAMEncoder), default="vit")
 decoder_choices = ClassChoices(
@@ -39,8 +38,7 @@ decoder_choices = ClassChoices(
 )
 masking_choices = ClassChoices(
     "masking",
-    classes=dict(random=RandomMasking, time=TimeMasking, frequency=FrequencyMasking,
-                 inverse_block=InverseBlockMasking),
+    classes=MASKING_STRATEGIES,
     default="random",
 )
 model_choices = ClassChoices("model", classes=dict(gram=ESPnetGRAMModel), default="gram")

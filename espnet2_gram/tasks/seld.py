@@ -9,8 +9,8 @@ from typing import Tuple
 
 from espnet2.train.class_choices import ClassChoices
 
-from ..localization.seld_model import ESPnetSELDModel
-from .downstream import DownstreamTask, encoder_choices
+from espnet2_gram.downstream.localization.seld_model import ESPnetSELDModel
+from espnet2_gram.tasks.downstream import DownstreamTask, encoder_choices
 
 model_choices = ClassChoices("model", classes=dict(seld=ESPnetSELDModel), default="seld")
 

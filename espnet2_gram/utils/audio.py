@@ -91,7 +91,7 @@ def load_audio(path, fs: int = None, mono_policy: str = None) -> LoadedAudio:
 
 def write_audio(path, x: np.ndarray, fs: int, subtype: str = "PCM_16") -> None:
     """Write (samples,) or (channels, samples) audio atomically."""
-    from .fileio import atomic_path
+    from espnet2_gram.utils.fileio import atomic_path
 
     data = x.T if x.ndim == 2 else x
     path = Path(path)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .cli import naming
-from .datadir import MAX_LISTED_MISMATCHES, DataDirError, check_same_keys
-from .fileio import read_kv, write_kv
-from .scp import check_data_file
+from espnet2_gram.utils.cli import naming
+from espnet2_gram.utils.datadir import MAX_LISTED_MISMATCHES, DataDirError, check_same_keys
+from espnet2_gram.utils.fileio import read_kv, write_kv
+from espnet2_gram.utils.scp import check_data_file
 
 AUDIO_POLICIES = ("refuse", "skip", "off")  # what pretraining does with bad audio
 

@@ -8,7 +8,7 @@ when multi-label), ``text``, ``utt2doa`` ("azimuth elevation distance", degrees,
 from pathlib import Path
 from typing import Dict, Mapping
 
-from .fileio import format_kv, read_kv
+from espnet2_gram.utils.fileio import format_kv, read_kv
 
 MAX_LISTED_MISMATCHES = 5
 

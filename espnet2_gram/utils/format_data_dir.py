@@ -10,10 +10,10 @@ from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 
-from .audio import AudioError, load_audio, problem_of, write_audio
-from .datadir import read_data_dir, write_data_dir
-from .fileio import atomic_open, remove_stale_temps
-from .provenance import file_digest, prepare_outputs
+from espnet2_gram.utils.audio import AudioError, load_audio, problem_of, write_audio
+from espnet2_gram.utils.datadir import read_data_dir, write_data_dir
+from espnet2_gram.utils.fileio import atomic_open, remove_stale_temps
+from espnet2_gram.utils.provenance import file_digest, prepare_outputs
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
-from .fileio import atomic_open
+from espnet2_gram.utils.fileio import atomic_open
 
 RECORD = "provenance.json"
 

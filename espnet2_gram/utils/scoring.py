@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from ..formats import FORMATS
-from . import datadir
-from .fileio import atomic_open
+from espnet2_gram.formats import FORMATS
+from espnet2_gram.utils import datadir
+from espnet2_gram.utils.fileio import atomic_open
 
 MODES = ("probe", "finetune", "supervised")
 SCORES_FILE = "scores.json"

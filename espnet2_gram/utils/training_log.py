@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from .fileio import atomic_path
+from espnet2_gram.utils.fileio import atomic_path
 
 EPOCH_LINE = re.compile(r"(\d+)epoch results: (.*)$")
 PHASE = re.compile(r"\[(\w+)\] ([^\[]*)")

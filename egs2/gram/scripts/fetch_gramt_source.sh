@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetch the authors' GRAM-T source (labhamlet/GRAM-T) at a pinned commit, for MEASUREMENT ONLY:
-# espnet2_gram.bin.benchmark_gramt imports it at run time to time our model against theirs.
+# espnet2_gram.benchmarks.gramt imports it at run time to time our model against theirs.
 # It is third-party code: never commit it, never copy it into this repository (keep the folder
 # out of git: it is under exp/ by default, or add it to .git/info/exclude).
 #

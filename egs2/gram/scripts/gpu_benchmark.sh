@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gpu_benchmark.sh: the prepared GRAM GPU benchmark (espnet2_gram.bin.benchmark_gpu), end to
+# gpu_benchmark.sh: the prepared GRAM GPU benchmark (espnet2_gram.benchmarks.gpu), end to
 # end on a bare machine: matmul ceiling, an RIR bank / noise / sources made on the spot, the
 # data loader, a training-step sweep (bf16, eager and compiled), ESPnet's trainer with a
 # resume, the decoder's attention forms and, given its source, GRAM-T side by side.
@@ -108,5 +108,5 @@ args=(--out_dir "${out_dir}" --budget_s "${budget_s}" --compile "${compile}")
 [ "${tiny}" = true ] && args+=(--tiny)
 [ -n "${device}" ] && args+=(--device "${device}")
 [ -n "${gramt_source}" ] && args+=(--gramt_source "${gramt_source}")
-echo "gpu_benchmark.sh: ${python} -m espnet2_gram.bin.benchmark_gpu ${args[*]}"
-exec "${python}" -m espnet2_gram.bin.benchmark_gpu "${args[@]}"
+echo "gpu_benchmark.sh: ${python} -m espnet2_gram.benchmarks.gpu ${args[*]}"
+exec "${python}" -m espnet2_gram.benchmarks.gpu "${args[@]}"

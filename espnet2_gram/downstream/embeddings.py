@@ -30,13 +30,13 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .frontend.spatial_features import per_crop_normalize
-from .reuse import PretrainedGRAM
-from .utils.audio import AudioError, load_audio, problem_of
-from .utils.cli import naming
-from .utils.datadir import read_data_dir
-from .utils.fileio import atomic_open, atomic_path, read_kv, write_kv
-from .utils.scp import check_scp
+from espnet2_gram.frontend.spatial_features import per_crop_normalize
+from espnet2_gram.frontend.pretrained_gram import PretrainedGRAM
+from espnet2_gram.utils.audio import AudioError, load_audio, problem_of
+from espnet2_gram.utils.cli import naming
+from espnet2_gram.utils.datadir import read_data_dir
+from espnet2_gram.utils.fileio import atomic_open, atomic_path, read_kv, write_kv
+from espnet2_gram.utils.scp import check_scp
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..simulation.geometry import angular_distance_deg
+from espnet2_gram.simulation.geometry import angular_distance_deg
 
 NUM_TRACKS = 3
 Frames = Dict[int, List[Tuple[int, float, float, float]]]
@@ -44,11 +44,6 @@ def events_to_tracks(frames: Mapping[int, Sequence], num_frames: int, num_classe
             tracks[frame, used[cls], cls] = [1.0, *(np.asarray(xyz) / norm)]
             used[cls] += 1
     return tracks, dropped
-
-
-def single_accdoa_target(tracks: np.ndarray) -> np.ndarray:
-    """(T, K, 3) single-ACCDOA target: activity times the direction of the first track."""
-    return tracks[:, 0, :, :1] * tracks[:, 0, :, 1:]
 
 
 def _events(frame_vectors) -> Frames:

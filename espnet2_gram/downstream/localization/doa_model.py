@@ -1,7 +1,7 @@
 """Direction-of-arrival regression on top of an encoder (GRAM on audio, or cached embeddings).
 
 The frames are pooled (``pooling``: mean, mean_std or attention, see
-``espnet2_gram.heads.FramePooling``), passed through the probe MLP and a linear
+``espnet2_gram.downstream.heads.FramePooling``), passed through the probe MLP and a linear
 layer to a 3-D vector: ``tanh`` and MSE against the unit direction (the paper's
 cartesian regression), or, with ``loss: cosine``, normalised and trained on 1 - cos.
 """
@@ -13,7 +13,7 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
-from ..heads import MLP, FramePooling
+from espnet2_gram.downstream.heads import MLP, FramePooling
 
 LOSSES = ("mse", "cosine")
 

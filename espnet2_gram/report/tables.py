@@ -21,22 +21,21 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import report_figures
-from .localization.seld_metrics import LENGTH_FROM
-from .utils.fileio import atomic_open
-from .utils.seed_stats import complete, mean_std_cell
-from .formats import FORMATS
-from .downstream_runs import LAYER_MODEL, SNAPSHOT_MODEL
-from .downstream_tasks import TASKS, Metric
-from .utils.scoring import MODES
-from .utils.training_log import logged, parse_epochs, plot_curve
+from espnet2_gram.report import figures as report_figures
+from espnet2_gram.downstream.localization.seld_metrics import LENGTH_FROM
+from espnet2_gram.utils.fileio import atomic_open
+from espnet2_gram.utils.seed_stats import complete, mean_std_cell
+from espnet2_gram.formats import FORMATS
+from espnet2_gram.downstream.runs import LAYER_MODEL, SNAPSHOT_MODEL
+from espnet2_gram.downstream.spec import TASKS, Metric
+from espnet2_gram.utils.scoring import MODES
+from espnet2_gram.utils.training_log import logged, parse_epochs, plot_curve
 
-logger = logging.getLogger("espnet2_gram.downstream_report")
+logger = logging.getLogger("espnet2_gram.report.tables")
 
 MODELS = {"gram": "GRAM (pretrained)", "gram_random": "GRAM (random init)", "logmel": "log-mel",
           "seldnet": "SELDnet (supervised)"}
 REQUIRED = ("task", "dataset", "format", "model", "mode", "metrics")
-METRICS = {name: task.metrics for name, task in TASKS.items()}
 SEED_NOTE = ("Mean ± standard deviation (ddof=1) over seeds, the folds of each seed averaged"
              " first; a single seed shows its value alone.")
 RULE_NOTE = ("Comparisons: the gap between the best model and the runner-up is set against the"
@@ -100,14 +99,14 @@ def load_scores(path) -> Scores:
         if not isinstance(data[key], str) or not data[key]:
             raise ValueError(f"{path}: {key!r} = {data[key]!r}; expected a non-empty string")
     task = data["task"]
-    if task not in METRICS:
-        raise ValueError(f"{path}: task {task!r}; expected one of {list(METRICS)}")
+    if task not in TASKS:
+        raise ValueError(f"{path}: task {task!r}; expected one of {list(TASKS)}")
     raw = data["metrics"]
-    required = [m.key for m in METRICS[task] if not m.optional]
+    required = [m.key for m in TASKS[task].metrics if not m.optional]
     if not isinstance(raw, dict) or any(key not in raw for key in required):
         raise ValueError(f"{path}: 'metrics' must hold {required} for task {task!r}")
     metrics = {m.key: _number(raw[m.key], f"{path}: metrics.{m.key}", m.scale == 100)
-               for m in METRICS[task] if m.key in raw}
+               for m in TASKS[task].metrics if m.key in raw}
     seed, fold = _optional_int(data, "seed", path), _optional_int(data, "fold", path)
     if task == "cls" and data.get("confusion") is not None:
         _check_confusion(data, path)
@@ -272,7 +271,7 @@ def headline(task: str, rows: Sequence[Row]) -> Tuple[Metric, str]:
     key, name = TASKS[task].headline
     if task == "cls" and any(s.data.get("multilabel") for r in rows for s in r.scores):
         key, name = "mAP", "Classification mAP"
-    return next(m for m in METRICS[task] if m.key == key), name
+    return next(m for m in TASKS[task].metrics if m.key == key), name
 
 
 def _verdict(finite: List[Tuple[str, np.ndarray]], metric: Metric) -> str:
@@ -336,7 +335,7 @@ def seld_length_lines(rows: Sequence[Row]) -> List[str]:
 
 def table_metrics(task: str, rows: Sequence[Row]) -> List[Metric]:
     """The metric columns of a table: optional ones only when some of its scores have them."""
-    return [m for m in METRICS[task]
+    return [m for m in TASKS[task].metrics
             if not m.optional or any(m.key in s.metrics for r in rows for s in r.scores)]
 
 

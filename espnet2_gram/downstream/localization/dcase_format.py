@@ -17,8 +17,8 @@ import math
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence
 
-from ..simulation.geometry import cart_to_sph, sph_to_cart
-from ..utils.fileio import atomic_open
+from espnet2_gram.simulation.geometry import cart_to_sph, sph_to_cart
+from espnet2_gram.utils.fileio import atomic_open
 
 class DcaseRow(NamedTuple):
     """One metadata row; ``distance`` in centimetres, None in 5-column files."""

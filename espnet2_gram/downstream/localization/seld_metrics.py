@@ -24,8 +24,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .dcase_format import DcaseRow, read_dcase_csv
-from ..simulation.geometry import angular_distance_deg, sph_to_cart
+from espnet2_gram.downstream.localization.dcase_format import DcaseRow, read_dcase_csv
+from espnet2_gram.simulation.geometry import angular_distance_deg, sph_to_cart
 
 EPS = np.finfo(np.float64).eps
 Events = Mapping[int, Sequence[Tuple[int, float, float, float]]]

@@ -4,9 +4,9 @@ import argparse
 from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
-from ..packing import check_state_dict
-from ..utils.datacheck import check_triplets
-from ..utils.safe_load import load_weights
+from espnet2_gram.pretrained.packing import check_state_dict
+from espnet2_gram.utils.datacheck import check_triplets
+from espnet2_gram.utils.safe_load import load_weights
 
 
 def load_trained(task, train_config, model_file, device: str = "cpu"):

@@ -24,12 +24,12 @@ from typing import Dict
 
 import numpy as np
 
-from .dcase_format import read_dcase_csv
-from ..utils.audio import load_audio, write_audio
-from ..utils.datadir import DataDirError, read_data_dir, write_data_dir
-from ..utils.fileio import atomic_open, atomic_path, read_kv, write_kv
-from .accdoa import events_to_tracks
-from .seld_metrics import rows_to_frames
+from espnet2_gram.downstream.localization.dcase_format import read_dcase_csv
+from espnet2_gram.utils.audio import load_audio, write_audio
+from espnet2_gram.utils.datadir import DataDirError, read_data_dir, write_data_dir
+from espnet2_gram.utils.fileio import atomic_open, atomic_path, read_kv, write_kv
+from espnet2_gram.downstream.localization.accdoa import events_to_tracks
+from espnet2_gram.downstream.localization.seld_metrics import rows_to_frames
 
 logger = logging.getLogger(__name__)
 

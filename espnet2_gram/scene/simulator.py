@@ -32,10 +32,10 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from ..formats import RENDERED, get_format, num_channels
-from ..simulation.mixing import NOISE_LEVEL_DBFS, mix_scene, normalize_dbfs, prepare_noise
-from ..utils.audio import MONO_POLICIES, AudioError, problem_of, resample, to_mono
-from ..utils.fileio import read_kv
+from espnet2_gram.formats import RENDERED, get_format, num_channels
+from espnet2_gram.simulation.mixing import NOISE_LEVEL_DBFS, mix_scene, normalize_dbfs, prepare_noise
+from espnet2_gram.utils.audio import MONO_POLICIES, AudioError, problem_of, resample, to_mono
+from espnet2_gram.utils.fileio import read_kv
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class SceneSimulator:
     def bank(self):
         """The RIR bank, loaded on first use in each process (after the DataLoader fork)."""
         if self._bank is None and self.bank_dir:
-            from ..simulation.rir_bank import RIRBank
+            from espnet2_gram.simulation.rir_bank import RIRBank
 
             bank = RIRBank(self.bank_dir)
             if bank.format != self.format or bank.fs != self.fs:
@@ -249,7 +249,7 @@ class SceneSimulator:
                                       np.zeros((1, self.channels), np.float32), np.nan, 0, 0)
 
     def _ingredients(self, data, clip, source_rir, noise, noise_rirs, snr_db, rng) -> dict:
-        """What espnet2_gram.gram.device_mixing needs to mix this scene on the device."""
+        """What espnet2_gram.scene.device_mixing needs to mix this scene on the device."""
         if noise is None:
             return self._pack_ingredients(data, clip, source_rir.T, np.zeros_like(clip),
                                           np.zeros((1, self.channels), np.float32), np.nan, 0, 0)

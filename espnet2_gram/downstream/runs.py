@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from .downstream_tasks import TASKS
-from .formats import num_channels
-from .packing import pretrain_steps
-from .utils.fileio import shuffled_keys
-from .utils.training_log import parse_epochs
+from espnet2_gram.downstream.spec import TASKS, Decode
+from espnet2_gram.formats import num_channels
+from espnet2_gram.pretrained.packing import pretrain_steps
+from espnet2_gram.utils.fileio import shuffled_keys
+from espnet2_gram.utils.training_log import parse_epochs
 
 logger = logging.getLogger("espnet2_gram.downstream")
 
@@ -49,9 +49,11 @@ SNAPSHOT_MODEL = re.compile(r"gram_ep(\d+)")
 LAYER_MODEL = re.compile(r"(gram|gram_random)_l(\d+)")
 # how the training keys are ordered for ESPnet's batches (part of a run's fingerprint)
 TRAIN_ORDER = "shuffled by seed"
-# the entry point of each step (a module of espnet2_gram.bin with main(argv))
-STEPS = {step: f"espnet2_gram.bin.{step}" for task in TASKS.values()
-         for step in task.steps.values()}
+
+
+def step_modules() -> Dict[str, str]:
+    """The entry point (a module with ``main(argv)``) of every task's steps."""
+    return {step: module for task in TASKS.values() for step, module in task.modules.items()}
 
 
 class RunError(ValueError):
@@ -118,20 +120,17 @@ def grid_points(run: Run) -> List[List[str]]:
 def check(run: Run) -> List[Path]:
     """Refuse a run that cannot work; returns the files that made its inputs (fingerprinted)."""
     if run.task not in TASKS or run.mode not in TASKS[run.task].modes:
-        raise RunError(f"--task {run.task} --mode {run.mode}: expected task cls|doa|seld, mode"
-                       " probe|finetune (or supervised for doa and seld)")
+        modes = "; ".join(f"{name}: {'|'.join(t.modes)}" for name, t in TASKS.items())
+        raise RunError(f"--task {run.task} --mode {run.mode}: expected a task and one of its"
+                       f" modes ({modes})")
     if run.grid and TASKS[run.task].criterion is None:
         raise RunError(f"--grid: task {run.task} has no validation split to choose a point on")
     grid_points(run)
     if run.pooling is not None and run.pooling not in POOLINGS:
         raise RunError(f"--pooling: expected one of {', '.join(POOLINGS)}, got '{run.pooling}'")
-    if run.task == "seld":
-        if run.num_classes is None or run.num_classes < 1:
-            got = "" if run.num_classes is None else run.num_classes
-            raise RunError(f"--num_classes: expected a positive integer, got '{got}'")
-        if not run.chunk_dir or not (Path(run.chunk_dir) / "metadata").is_dir():
-            raise RunError(f"--chunk_dir '{run.chunk_dir}': expected a make_seld_data dir with"
-                           " metadata/")
+    problem = TASKS[run.task].check(run)
+    if problem:
+        raise RunError(problem)
     speech_file, label_file = run.speech[0], TASKS[run.task].label_file
     for split, d in run.dirs.items():
         if not d.is_dir():
@@ -218,8 +217,6 @@ def train_argv(run: Run, out_dir: Path = None) -> List[str]:
     if run.mode == "finetune":
         argv += ["--encoder_conf", f"model_path={run.packed_model}",
                  "--encoder_conf", f"random_init={str(run.model == 'gram_random').lower()}"]
-    if run.task == "seld":
-        argv += ["--model_conf", f"num_classes={run.num_classes}"]
     if run.pooling and task.pooling_conf:  # SELD keeps the frames
         argv += [f"--{task.pooling_conf}", f"pooling={run.pooling}"]
     for split in ("train", "valid"):
@@ -231,15 +228,7 @@ def train_argv(run: Run, out_dir: Path = None) -> List[str]:
                  f"--{split}_data_path_and_name_and_type",
                  f"{d / task.label_file},{task.label_name},{task.label_type}",
                  f"--{split}_shape_file", str(order)]
-    if run.task == "cls":
-        # Token list: the training labels, sorted, then <unk> (ESPnet's classifier drops the last).
-        labels = {w for line in (run.dirs["train"] / "utt2label").read_text().splitlines()
-                  for w in line.split()[1:]}
-        _write(exp / "tokens.txt", "".join(f"{t}\n" for t in sorted(labels)) + "<unk>\n")
-        kind = "multi-label" if run.multilabel else "multi-class"
-        argv += ["--token_list", str(exp / "tokens.txt"),
-                 "--model_conf", f"classification_type={kind}"]
-    return argv + list(run.train_args)
+    return argv + task.train_options(run, exp) + list(run.train_args)
 
 
 def encoder_steps(run: Run) -> Optional[int]:
@@ -255,7 +244,6 @@ def encoder_steps(run: Run) -> Optional[int]:
 def decode_argvs(run: Run) -> tuple:
     """(inference options, scoring options)."""
     exp, out = Path(run.exp_dir), run.decode_dir
-    best = str(exp / TASKS[run.task].best_checkpoint)
     test = run.dirs["test"]
     speech = f"{test / run.speech[0]},speech,{run.speech[1]}"
     device = "cuda" if run.ngpu > 0 else "cpu"
@@ -266,28 +254,8 @@ def decode_argvs(run: Run) -> tuple:
     steps = encoder_steps(run)
     if steps is not None:
         report += ["--pretrain_steps", str(steps)]
-    if run.task == "cls":
-        infer = ["--ngpu", str(min(run.ngpu, 1)), "--batch_size", "1",
-                 "--classification_train_config", str(exp / "config.yaml"),
-                 "--classification_model_file", best, "--output_all_probabilities", "true",
-                 "--data_path_and_name_and_type", speech, "--output_dir", str(out)]
-        score = ["--ref", str(test / "utt2label"), "--hyp_dir", str(out),
-                 "--token_list", str(exp / "tokens.txt"),
-                 "--multilabel", str(run.multilabel).lower(), "--out_dir", str(out)]
-    elif run.task == "doa":
-        infer = ["--train_config", str(exp / "config.yaml"), "--model_file", best,
-                 "--data_path_and_name_and_type", speech, "--device", device,
-                 "--output_dir", str(out)]
-        score = ["--ref", str(test / "utt2doa"), "--hyp", str(out / "utt2doa"),
-                 "--out_dir", str(out)]
-    else:
-        chunks = Path(run.chunk_dir)
-        infer = ["--train_config", str(exp / "config.yaml"), "--model_file", best,
-                 "--data_path_and_name_and_type", speech, "--chunk_dir", str(chunks),
-                 "--device", device, "--output_dir", str(out)]
-        score = ["--ref_dir", str(chunks / "metadata"), "--recordings",
-                 str(chunks / "recordings"), "--hyp_dir", str(out / "pred"),
-                 "--num_classes", str(run.num_classes), "--out_dir", str(out)]
+    decode = Decode(exp, out, str(exp / TASKS[run.task].best_checkpoint), test, speech, device)
+    infer, score = TASKS[run.task].decode_options(run, decode)
     return infer, score + report
 
 
@@ -358,9 +326,15 @@ def train(run: Run, steps: Dict[str, Callable]) -> None:
                 phase, key, pick[f"{phase}_{key}"])
 
 
+def entry_point(target: str) -> Callable:
+    """The function of ``module`` (its ``main``) or ``module:function``."""
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function or "main")
+
+
 def default_steps() -> Dict[str, Callable]:
-    return {name: (lambda argv, m=module: importlib.import_module(m).main(argv))
-            for name, module in STEPS.items()}
+    return {name: (lambda argv, t=target: entry_point(t)(argv))
+            for name, target in step_modules().items()}
 
 
 def execute(run: Run, steps: Dict[str, Callable] = None) -> Path:
@@ -403,11 +377,11 @@ def execute(run: Run, steps: Dict[str, Callable] = None) -> Path:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    from .utils.cli import str2bool
+    from espnet2_gram.utils.cli import str2bool
 
     p = argparse.ArgumentParser(
         description="One downstream run, or those of a run list (--runs); see "
-                    "espnet2_gram.downstream_runs.")
+                    "espnet2_gram.downstream.runs.")
     p.add_argument("--runs", help="file with the options of one run per line (shell words);"
                                   " with --job/--num_jobs this process takes every num_jobs-th")
     p.add_argument("--job", type=int, default=1, help="1-based share of --runs")

@@ -22,8 +22,8 @@ from typing import Optional
 
 import yaml
 
-from .utils.cli import naming
-from .utils.safe_load import load_weights
+from espnet2_gram.utils.cli import naming
+from espnet2_gram.utils.safe_load import load_weights
 
 CONFIG = "config.yaml"
 WEIGHTS = "model.pth"
@@ -113,7 +113,7 @@ def _model_card(config: dict, model, source: Path, extra: str, record: dict) -> 
         f"| weights | `{record['weights']}`: epoch {_known(record['epoch'])} of"
         f" {_known(record['max_epoch'])}, {_known(record['steps'])} optimiser steps |\n\n"
         "## Use\n\n```python\nimport soundfile as sf\nimport torch\n\n"
-        "from espnet2_gram.packing import load_gram\n\n"
+        "from espnet2_gram.pretrained.packing import load_gram\n\n"
         "model = load_gram('this/directory')  # ESPnetGRAMModel\n"
         f"audio, fs = sf.read('clip.wav', dtype='float32', always_2d=True)  # {model.frontend.fs}"
         f" Hz, {model.frontend.in_channels} channel(s) or mono\n"
@@ -288,7 +288,7 @@ def load_gram(path, model_file=None, device: str = "cpu", random_init: bool = Fa
 def load_gram_and_config(path, model_file=None, device: str = "cpu",
                          random_init: bool = False) -> tuple:
     """``(model, training config dict)``, as :func:`load_gram` loads them."""
-    from .tasks.gram import build_gram_model
+    from espnet2_gram.tasks.gram import build_gram_model
 
     config, weights, config_label, label = model_sources(
         Path(path), Path(model_file) if model_file else None, random_init)

@@ -33,7 +33,7 @@ import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 
-from .packing import check_state_dict, load_gram_and_config
+from espnet2_gram.pretrained.packing import check_state_dict, load_gram_and_config
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def gram_architecture(config: dict) -> dict:
 def build_architecture(arch: dict, option: str) -> Tuple[torch.nn.Module, torch.nn.Module]:
     """Untrained GRAM frontend and encoder from a ``gram_config`` mapping (``option`` names it
     in errors)."""
-    from .tasks.gram import encoder_choices, frontend_choices
+    from espnet2_gram.tasks.gram import encoder_choices, frontend_choices
 
     if not isinstance(arch, dict):
         raise ValueError(f"{option}: expected a mapping with {', '.join(ARCHITECTURE_KEYS)}"

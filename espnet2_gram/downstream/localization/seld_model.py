@@ -18,8 +18,8 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
-from ..heads import MLP
-from .accdoa import NUM_TRACKS, adpit_loss
+from espnet2_gram.downstream.heads import MLP
+from espnet2_gram.downstream.localization.accdoa import NUM_TRACKS, adpit_loss
 
 OUTPUTS = ("accdoa", "multi_accdoa")
 

@@ -6,7 +6,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from .utils.fileio import atomic_path
+from espnet2_gram.utils.fileio import atomic_path
 
 DOA_COLUMNS = ("utt", "ref_az", "ref_el", "hyp_az", "hyp_el", "error")
 AZIMUTH_RANGE = (-180.0, 180.0)

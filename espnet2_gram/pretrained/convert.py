@@ -17,7 +17,7 @@ checkpoint lacks and a tensor of the wrong shape are a ``ValueError`` listing th
 ``convert_state_dict`` returns our state dict and a report (what was mapped, what was dropped
 and why, numerical checks of the fixed buffers that are dropped because we recompute them);
 ``convert_checkpoint`` builds our model, loads the result strictly and packs it with
-:mod:`espnet2_gram.packing`.
+:mod:`espnet2_gram.pretrained.packing`.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import yaml
 
-from .utils.cli import naming
-from .utils.safe_load import load_weights
+from espnet2_gram.utils.cli import naming
+from espnet2_gram.utils.safe_load import load_weights
 
 #: The paper's pretraining configs ship inside the package (the recipe's
 #: conf/paper/pretrain_*.yaml are links to them), so an installed package converts too.
-PAPER_CONF = Path(__file__).resolve().parent / "paper_configs"
+PAPER_CONF = Path(__file__).resolve().parents[1] / "paper_configs"
 
 #: the authors' format names -> (paper config file, our frontend: espnet2_gram.formats)
 FORMATS = {
@@ -306,7 +306,7 @@ def target_config(fmt: str, config=None, log_offset: Optional[float] = None) -> 
 
 def build_target_model(config: dict, meta: bool = False):
     """Our ``ESPnetGRAMModel`` for a configuration mapping (on the meta device if ``meta``)."""
-    from .tasks.gram import build_gram_model
+    from espnet2_gram.tasks.gram import build_gram_model
 
     if meta:
         with torch.device("meta"):
@@ -410,7 +410,7 @@ def _compare(name: str, got: torch.Tensor, want: torch.Tensor, note: str = "",
 
 
 def _pos_embed_checks(name: str, ref: torch.Tensor, dim: int, grid, cls_rows: int) -> dict:
-    from .gram.patching import sincos_2d
+    from espnet2_gram.gram.patching import sincos_2d
 
     ours = sincos_2d(dim, grid)
     want = torch.cat([torch.zeros(cls_rows, dim), ours])[None]
@@ -614,7 +614,7 @@ def _feature_buffer_checks(sub: str, value: torch.Tensor, frontend) -> List[dict
                      "note": f"shape {tuple(value.shape)} vs our n_fft {frontend.n_fft}"}]
         return [_compare(sub, value, want, "periodic Hann window")]
     if name == "mel_scale.fb":
-        from .frontend.spatial_features import mel_filterbank
+        from espnet2_gram.frontend.spatial_features import mel_filterbank
 
         want = mel_filterbank(frontend.n_fft // 2 + 1, frontend.fmin, frontend.fmax,
                               frontend.n_mels, frontend.fs)
@@ -667,7 +667,7 @@ def _check_row(c: dict) -> str:
 
 
 def _card(fmt: str, src: Path, sha: str, report: dict, config: dict, model) -> str:
-    from .packing import architecture_rows, card_header
+    from espnet2_gram.pretrained.packing import architecture_rows, card_header
 
     raw = model.encoder.raw_frame_dim()
     checks = "\n".join(_check_row(c) for c in report["checks"]) or "| (none) | | | |"
@@ -686,7 +686,7 @@ def _card(fmt: str, src: Path, sha: str, report: dict, config: dict, model) -> s
         + architecture_rows(config, model) + "\n"
         "## Checks of the dropped fixed buffers\n\n| buffer | result | max abs diff | note |\n"
         f"|---|---|---|---|\n{checks}\n\n"
-        "## Use\n\n```python\nfrom espnet2_gram.packing import load_gram\n"
+        "## Use\n\n```python\nfrom espnet2_gram.pretrained.packing import load_gram\n"
         "model = load_gram('this/directory')            # ESPnetGRAMModel\n"
         f"emb = model.extract(wave, strategy='raw')      # (B, frames, {raw})\n```\n\n"
         + CONVENTIONS.format(rows=model.encoder.grid[0], dim=model.encoder.dim, raw=raw,
@@ -704,7 +704,7 @@ def convert_checkpoint(src, out_dir, fmt: str = "binaural", config=None,
     failed check of the dropped fixed buffers (positions, mel filterbank) is an error unless
     ``force``.  Returns ``(out_dir, report)``.
     """
-    from .packing import CARD, check_state_dict, pack_gram, write_espnet_archive
+    from espnet2_gram.pretrained.packing import CARD, check_state_dict, pack_gram, write_espnet_archive
 
     src, out_dir = Path(src), Path(out_dir)
     fmt = _canonical_format(fmt)

@@ -29,8 +29,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 
-from ..formats import FORMATS
-from ..frontend.spatial_features import BinauralFrontend, FOAFrontend, num_frames
+from espnet2_gram.formats import FORMATS
+from espnet2_gram.frontend.spatial_features import BinauralFrontend, FOAFrontend, num_frames
 
 BINAURAL_CUES = {"none": 0, "ild": 1, "ipd": 2}  # cue -> feature channels
 FEATURE_HOP_SECONDS = 0.02  # DCASE 2023 baseline

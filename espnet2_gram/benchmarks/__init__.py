@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks (``python -m espnet2_gram.benchmarks.<name>``)."""

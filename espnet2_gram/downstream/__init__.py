@@ -1,0 +1,1 @@
+"""Downstream evaluation: the task table, probe heads, cached embeddings, the run list."""

@@ -1,0 +1,1 @@
+"""Pretrained GRAM models: packing and loading, and conversion of the authors' weights."""

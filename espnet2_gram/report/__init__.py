@@ -1,0 +1,1 @@
+"""RESULTS.md tables and figures of the downstream runs."""

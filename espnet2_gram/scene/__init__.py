@@ -1,0 +1,1 @@
+"""On-the-fly scene synthesis for pretraining: RIR-bank scenes and device-side mixing."""

@@ -33,7 +33,7 @@ def packed(tmp_path_factory):
 
     from espnet2_gram.pretrained.packing import pack_gram
     from espnet2_gram.tasks.gram import build_gram_model
-    from test_gram_task import TINY
+    from helpers import TINY
 
     root = tmp_path_factory.mktemp("reuse")
     config = root / "tiny.yaml"

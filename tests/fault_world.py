@@ -13,7 +13,7 @@ from espnet2_gram.pretrained.packing import pack_gram
 from espnet2_gram.tasks.doa import DOATask
 from espnet2_gram.tasks.gram import build_gram_model
 
-from test_gram_task import TINY
+from helpers import TINY
 
 FS = 8000
 
@@ -61,3 +61,11 @@ def make_world(root: Path) -> dict:
             "feats": root / "feats.scp", "utt2doa": root / "utt2doa"}
 
 
+BANK = {  # tiny and fast: FOA (no HRTF), first-order images, few rays, short RIRs
+    "sampling": {"room_size_min": [3.0, 3.0, 2.5], "room_size_max": [4.0, 3.5, 3.0],
+                 "rt60": [0.1, 0.15], "source_distance": [0.5, 1.0],
+                 "num_noise_sources": [1, 1], "max_tries": 20},
+    "render": {"format": "foa", "fs": FS, "method": "hybrid", "ism_order": 1, "n_rays": 100,
+               "max_rir_seconds": 0.2},
+    "bank": {"num_packs": 4, "shard_size": 2},
+}

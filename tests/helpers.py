@@ -1,12 +1,49 @@
-"""Helpers shared by several test files: inverses and measurements the package itself does
-not need."""
+"""Helpers shared by test files in several folders: the tiny GRAM configuration, an anechoic
+room, and inverses and measurements the package itself does not need."""
 
 from typing import Tuple
 
 import numpy as np
 import torch
 
+from espnet2_gram.simulation.geometry import listener_to_room, sph_to_cart
 from espnet2_gram.simulation.mixing import Scene, scene_powers
+from espnet2_gram.simulation.rooms import RoomGeometry
+
+FS = 8000
+TINY = {
+    "frontend": "binaural",
+    "frontend_conf": {"fs": FS, "n_fft": 256, "hop_length": 80, "n_mels": 32, "fmin": 50,
+                      "fmax": 4000},
+    "encoder": "vit",
+    "encoder_conf": {"crop_frames": 40, "patch_size": [16, 8], "dim": 32, "depth": 1,
+                     "heads": 2},
+    "decoder": "mwmae",
+    "decoder_conf": {"dim": 32, "depth": 1, "heads": 2, "windows": [5, 0]},
+    "masking": "random",
+    "masking_conf": {"ratio": 0.8},
+    "model_conf": {"crops_per_clip": 2},
+    "batch_type": "unsorted",
+    "batch_size": 4,
+    "num_workers": 0,
+    "max_epoch": 1,
+    "num_iters_per_epoch": 2,
+    "optim": "adamw",
+    "optim_conf": {"lr": 0.001},
+    "num_att_plot": 0,
+    "use_tensorboard": False,
+    "use_matplotlib": False,
+    "best_model_criterion": [["valid", "loss", "min"]],
+}
+
+
+def anechoic(az, el, yaw=0.0, dist=1.5):
+    """A single source at (az, el, dist) from a listener facing ``yaw``, no reflections."""
+    listener = [3.0, 3.0, 1.5]
+    pos = listener_to_room(sph_to_cart(az, el, dist), listener, yaw)
+    return RoomGeometry(size=[6.0, 6.0, 3.0], rt60=0.3, absorption=1.0, max_order=0,
+                        listener_position=listener, listener_yaw=yaw,
+                        source_positions=[pos.tolist()])
 
 
 def unpatchify(

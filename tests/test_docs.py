@@ -49,7 +49,7 @@ NOT_RUNNABLE = {
     "egs2/gram/scripts/gpu_wheels.sh": "downloads wheels from PyPI",
     "egs2/gram/scripts/fetch_gramt_source.sh": "clones the authors' repository from GitHub",
     "egs2/gram/scripts/gpu_benchmark.sh": "needs a GPU and minutes; its --tiny CPU run is"
-                                          " tests/test_gpu_benchmark.py",
+                                          " tests/benchmarks/test_gpu_benchmark.py",
 }
 # Python blocks: (file, first line) -> {placeholder: replacement}; "{tiny16}" and "{tests}"
 # stand for the 16 kHz tiny GRAM packed by docs/hear.md's heredoc and this directory.

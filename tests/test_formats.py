@@ -94,7 +94,7 @@ def test_a_new_format_flows_through_features_model_and_hear(tmp_path):
     import subprocess
     import sys
 
-    from test_gram_task import TINY
+    from helpers import TINY
 
     script = tmp_path / "new_format.py"
     script.write_text(NEW_FORMAT)

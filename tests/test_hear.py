@@ -13,7 +13,7 @@ from espnet2_gram import hear
 from espnet2_gram.pretrained.packing import pack_gram
 from espnet2_gram.tasks.gram import build_gram_model
 
-from test_gram_task import TINY
+from helpers import TINY
 
 FS = 16000
 HOP = 160  # 10 ms; raw frames are 8 hops = 80 ms, HEAR timestamps every 40 ms

@@ -9,7 +9,7 @@ import torch
 
 from espnet2_gram.benchmarks import gramt as benchmark_gramt
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LOCAL_SOURCE = ROOT / ".gramt_src"
 
 

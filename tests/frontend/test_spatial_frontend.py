@@ -17,7 +17,7 @@ from espnet2_gram.frontend import (
 from espnet2_gram.simulation.geometry import angular_distance_deg, sph_to_cart
 from espnet2_gram.simulation.mixing import convolve_multichannel
 from espnet2_gram.simulation.rooms import RenderConfig, RIRRenderer
-from test_simulation_physics import anechoic
+from helpers import anechoic
 
 FS = 32000
 
@@ -43,7 +43,7 @@ def test_paper_settings_shapes_and_frames():
     assert FOAFrontend().log_offset == 1e-6
 
 
-PRETRAIN_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "conf").glob("*/pretrain_*.yaml"))
+PRETRAIN_CONFIGS = sorted((Path(__file__).resolve().parents[2] / "conf").glob("*/pretrain_*.yaml"))
 
 
 @pytest.mark.parametrize("config", PRETRAIN_CONFIGS, ids=lambda p: f"{p.parent.name}-{p.stem}")

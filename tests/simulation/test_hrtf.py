@@ -8,7 +8,7 @@ from espnet2_gram.simulation.acoustics import interaural_time_difference
 from espnet2_gram.simulation.geometry import cart_to_sph
 from espnet2_gram.simulation.hrtf import HRTFError, load_hrirs, load_kemar, load_sofa
 from espnet2_gram.simulation.rooms import RenderConfig, RIRRenderer
-from test_simulation_physics import anechoic
+from helpers import anechoic
 
 FS = 16000
 

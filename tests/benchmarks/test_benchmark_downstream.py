@@ -5,7 +5,7 @@ import json
 import yaml
 
 from espnet2_gram.benchmarks import downstream as benchmark_downstream
-from test_gram_task import TINY
+from helpers import TINY
 
 
 def test_benchmark_prints_and_writes_every_setup(tmp_path, capsys):

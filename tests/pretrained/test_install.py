@@ -11,9 +11,9 @@ import torch
 import yaml
 
 from test_convert import TINY, make_reference
-from test_faults_outputs import BANK
+from fault_world import BANK
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def built_package(tmp_path) -> Path:

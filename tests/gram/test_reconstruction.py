@@ -14,7 +14,7 @@ from espnet2_gram.frontend.spatial_features import FOAFrontend, per_crop_normali
 from espnet2_gram.gram.patching import patchify
 from espnet2_gram.gram.reconstruction import channel_reconstruction, masked_errors
 from espnet2_gram.tasks.gram import build_gram_model
-from test_gram_task import FS, TINY
+from helpers import FS, TINY
 
 
 def test_feature_channel_names_follow_the_format():

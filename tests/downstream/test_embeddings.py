@@ -21,7 +21,7 @@ from espnet2_gram.pretrained.packing import pack_gram
 from espnet2_gram.frontend.pretrained_gram import PretrainedGRAM
 from espnet2_gram.tasks.gram import build_gram_model
 from espnet2_gram.utils.fileio import read_kv
-from test_gram_task import TINY  # binaural, 8 kHz, hop 80, 32 mels, 16 x 8 patches, dim 32
+from helpers import TINY  # binaural, 8 kHz, hop 80, 32 mels, 16 x 8 patches, dim 32
 
 FS = TINY["frontend_conf"]["fs"]
 # utt -> (seconds, channels); two lengths, one mono clip

@@ -24,16 +24,9 @@ from espnet2_gram.bin import format_data, make_eval_set, make_rir_bank
 from espnet2_gram.simulation.rir_bank import RIRBank
 from espnet2_gram.utils.datadir import read_data_dir, write_data_dir
 from espnet2_gram.utils.provenance import RECORD
+from fault_world import BANK
 
 FS = 8000
-BANK = {  # tiny and fast: FOA (no HRTF), first-order images, few rays, short RIRs
-    "sampling": {"room_size_min": [3.0, 3.0, 2.5], "room_size_max": [4.0, 3.5, 3.0],
-                 "rt60": [0.1, 0.15], "source_distance": [0.5, 1.0],
-                 "num_noise_sources": [1, 1], "max_tries": 20},
-    "render": {"format": "foa", "fs": FS, "method": "hybrid", "ism_order": 1, "n_rays": 100,
-               "max_rir_seconds": 0.2},
-    "bank": {"num_packs": 4, "shard_size": 2},
-}
 ENTRY_POINTS = {"make_rir_bank": make_rir_bank, "format_data": format_data,
                 "make_eval_set": make_eval_set}
 
@@ -257,7 +250,7 @@ def test_bank_failed_on_a_bad_config_runs_once_fixed(bad, tmp_path, capsys):
 
 
 def subprocess_env():
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "OMP_NUM_THREADS": "1",
             "PYTHONPATH": root + (os.pathsep + path if path else "")}

@@ -10,7 +10,6 @@ and scoring in a few milliseconds.
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ import pytest
 
 from checkout import copy_checkout
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UTILS = REPO / "egs2" / "gram" / "utils"
 
 

@@ -13,7 +13,7 @@ import torch
 
 from espnet2_gram.benchmarks.gpu import parse_epochs, write_synthetic_bank
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "egs2" / "gram" / "scripts" / "gpu_benchmark.sh"
 
 

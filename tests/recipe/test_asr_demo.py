@@ -1,7 +1,7 @@
 """The ASR demo recipe (egs2/gram/asr_demo): spatial event sequences, the BPE token list in
 ESPnet's format, the error-rate scorer, and the recipe's stages 1-2 and 6 on tiny inputs.
 (Stages 3-5 run ESPnet's own asr_train / asr_inference with ``frontend: gram``, as in
-tests/test_reuse.py; with them the recipe takes minutes, too long for a smoke test.)"""
+tests/frontend/test_reuse.py; with them the recipe takes minutes, too long for a smoke test.)"""
 
 import json
 import os
@@ -22,7 +22,7 @@ from espnet2_gram.simulation.rir_bank import make_bank_shards, merge_bank
 from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
 from espnet2_gram.utils.datadir import read_data_dir, write_data_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FS = 8000
 FREQS = {"low_tone": 300.0, "mid_tone": 900.0, "high_tone": 2100.0}  # one class per tone
 

@@ -9,26 +9,17 @@ from espnet2_gram.simulation.acoustics import (
     interaural_time_difference,
     rt60_schroeder,
 )
-from espnet2_gram.simulation.geometry import angular_distance_deg, listener_to_room, sph_to_cart
+from espnet2_gram.simulation.geometry import angular_distance_deg, sph_to_cart
 from espnet2_gram.simulation.mixing import convolve_multichannel
 from espnet2_gram.simulation.rooms import (
     RenderConfig,
     RIRRenderer,
-    RoomGeometry,
     RoomSampling,
     sample_room,
 )
+from helpers import anechoic
 
 FS = 16000
-
-
-def anechoic(az, el, yaw=0.0, dist=1.5):
-    """A single source at (az, el, dist) from a listener facing ``yaw``, no reflections."""
-    listener = [3.0, 3.0, 1.5]
-    pos = listener_to_room(sph_to_cart(az, el, dist), listener, yaw)
-    return RoomGeometry(size=[6.0, 6.0, 3.0], rt60=0.3, absorption=1.0, max_order=0,
-                        listener_position=listener, listener_yaw=yaw,
-                        source_positions=[pos.tolist()])
 
 
 @pytest.fixture(scope="module")

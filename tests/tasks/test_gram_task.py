@@ -17,32 +17,8 @@ import yaml
 
 from espnet2_gram.simulation.rir_bank import make_bank_shards, merge_bank
 from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
+from helpers import FS, TINY
 
-FS = 8000
-TINY = {
-    "frontend": "binaural",
-    "frontend_conf": {"fs": FS, "n_fft": 256, "hop_length": 80, "n_mels": 32, "fmin": 50,
-                      "fmax": 4000},
-    "encoder": "vit",
-    "encoder_conf": {"crop_frames": 40, "patch_size": [16, 8], "dim": 32, "depth": 1,
-                     "heads": 2},
-    "decoder": "mwmae",
-    "decoder_conf": {"dim": 32, "depth": 1, "heads": 2, "windows": [5, 0]},
-    "masking": "random",
-    "masking_conf": {"ratio": 0.8},
-    "model_conf": {"crops_per_clip": 2},
-    "batch_type": "unsorted",
-    "batch_size": 4,
-    "num_workers": 0,
-    "max_epoch": 1,
-    "num_iters_per_epoch": 2,
-    "optim": "adamw",
-    "optim_conf": {"lr": 0.001},
-    "num_att_plot": 0,
-    "use_tensorboard": False,
-    "use_matplotlib": False,
-    "best_model_criterion": [["valid", "loss", "min"]],
-}
 
 
 def write_config(path: Path, **changes) -> Path:

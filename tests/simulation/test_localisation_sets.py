@@ -16,7 +16,7 @@ from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
 from espnet2_gram.utils.datadir import read_data_dir
 from test_format_and_eval_sets import FS, make_dir, tone
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def recipe_vars(preset: str, *names: str) -> dict:

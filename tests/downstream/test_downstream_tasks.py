@@ -314,7 +314,7 @@ def test_a_run_mixes_classes_in_its_batches_and_learns_from_class_sorted_data(tm
          "--task_config", "conf/demo/cls_probe.yaml", "--exp_dir", tmp_path / "exp",
          "--train_args", "--max_epoch 8 --batch_size 16"], capture_output=True, text=True,
         timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
-        cwd=Path(__file__).resolve().parents[1])
+        cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr[-3000:]
     order = (tmp_path / "exp" / "train_order.scp").read_text().splitlines()
     listed = (train / "feats.scp").read_text().splitlines()

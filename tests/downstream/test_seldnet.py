@@ -14,7 +14,7 @@ import yaml
 from espnet2_gram.downstream.localization.doa_model import angle_between, direction_vectors
 from espnet2_gram.downstream.localization.seldnet import SELDnetEncoder
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FS = 16000
 SMALL = dict(fs=FS, n_fft=512, n_mels=16, conv_channels=8, pool_freq=[4, 2, 2], gru_hidden=16,
              gru_layers=1, attention_layers=1, attention_heads=4, dropout=0.0)

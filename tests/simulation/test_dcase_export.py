@@ -495,4 +495,4 @@ def test_command_line_import_is_light():
     code = ("import sys, espnet2_gram.bin.export_dcase; "
             "bad = [m for m in ('torch', 'espnet2', 'pyroomacoustics') if m in sys.modules]; "
             "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -9,9 +9,9 @@ import yaml
 
 from espnet2_gram.gram.espnet_model import FiniteLossCheck, NonFiniteLossError
 from espnet2_gram.tasks.gram import build_gram_model
-from test_gram_task import TINY
+from helpers import TINY
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 FS = 8000
 

@@ -107,7 +107,7 @@ def test_short_clip_benchmark_measures_every_length_and_level(tmp_path):
     import yaml
 
     from espnet2_gram.benchmarks import short_clips as benchmark_short_clips
-    from test_gram_task import TINY
+    from helpers import TINY
 
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY))

@@ -26,7 +26,7 @@ from espnet2_gram.pretrained import convert as cv
 from espnet2_gram.frontend.spatial_features import per_crop_normalize
 from espnet2_gram.pretrained.packing import load_gram
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 TINY = {
     "frontend": "binaural",

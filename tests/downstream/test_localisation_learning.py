@@ -18,7 +18,7 @@ from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
 from espnet2_gram.utils.audio import load_audio
 from espnet2_gram.utils.datadir import read_data_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FS = 16000
 
 

@@ -30,7 +30,7 @@ from espnet2_gram.corpora.starss23 import prepare_starss23
 from espnet2_gram.corpora.wham import prepare_wham
 from espnet2_gram.utils.datadir import read_data_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REFUSED = "http://127.0.0.1:9/corpus.zip"  # the discard port: refused at once on loopback
 PREPARERS = {
     "audioset": prepare_audioset, "wham": prepare_wham, "esc50": prepare_esc50,

@@ -1,0 +1,1 @@
+"""Nat-HEAR: HEAR tasks re-rendered as naturalistic spatial scenes (rooms, noise, formats)."""

@@ -1,0 +1,139 @@
+"""Render a task in HEAR's layout as its naturalistic version (the Nat-HEAR of the GRAM paper).
+
+Input: a task as hear-preprocess writes it, ``task_metadata.json``, one label file per split
+(``<split>.json``: ``{file: [labels]}``, or for event tasks ``{file: [{"label", "start",
+"end"}]}`` in ms) and the audio per sample rate (``<rate>/<split>/<file>``). Output: the same
+layout with every file rendered through a (held-out) RIR bank, in the bank's format, at the
+bank's rate, with noise at an SNR drawn from ``snr_range``; event onsets and offsets are
+shifted by the direct-path delay of the room. File ``f`` draws its pack, noise and SNR from
+``default_rng([seed, crc32(split/f)])``, so the result does not depend on the order or
+number of files; an interrupted run resumes by skipping the audio already written, and
+``task_metadata.json`` records the settings (``nat_hear``) and is written last.
+"""
+
+import json
+import logging
+import shutil
+import zlib
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from espnet2_gram.simulation.mixing import limit_peak, mix_scene
+from espnet2_gram.simulation.rir_bank import META, RIRBank
+from espnet2_gram.utils.audio import AudioError, load_audio, problem_of, write_audio
+from espnet2_gram.utils.fileio import atomic_open, read_kv, remove_stale_temps
+from espnet2_gram.utils.provenance import file_digest, prepare_outputs
+
+logger = logging.getLogger(__name__)
+
+METADATA = "task_metadata.json"
+
+
+def file_rng(seed: int, split: str, name: str) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(f"{split}/{name}".encode())])
+
+
+def direct_path_delay_ms(rir: np.ndarray, fs: int) -> float:
+    """Arrival of the direct sound: the first sample of a (C, L) RIR whose magnitude (largest
+    over channels) reaches half the RIR's peak, in ms."""
+    envelope = np.abs(rir).max(axis=0)
+    return float(np.argmax(envelope >= 0.5 * envelope.max()) / fs * 1000.0)
+
+
+def read_task(task_dir: Path) -> dict:
+    """``task_metadata.json`` and the label files of ``task_dir``; errors name the file."""
+    meta_path = task_dir / METADATA
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path}: missing (expected a task in HEAR's layout)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("embedding_type") not in ("scene", "event"):
+        raise ValueError(f"{meta_path}: embedding_type {meta.get('embedding_type')!r}; expected"
+                         " 'scene' or 'event'")
+    labels = {p.stem: json.loads(p.read_text()) for p in sorted(task_dir.glob("*.json"))
+              if p.name != METADATA}
+    if not labels:
+        raise ValueError(f"{task_dir}: no label files (<split>.json)")
+    return {"meta": meta, "labels": labels}
+
+
+def shifted_events(events: Sequence[dict], delay_ms: float) -> list:
+    return [{**e, "start": e["start"] + delay_ms, "end": e["end"] + delay_ms} for e in events]
+
+
+def generate(task_dir, bank_dir, out_dir, noise_dir=None, seed: int = 0,
+             snr_range=(5.0, 40.0), fade_seconds: float = 0.2, overwrite: bool = False) -> dict:
+    """Render ``task_dir`` into ``out_dir``; returns the ``nat_hear`` record."""
+    task_dir, out_dir = Path(task_dir), Path(out_dir)
+    lo, hi = snr_range
+    if not lo <= hi:
+        raise ValueError(f"--snr_range must be low <= high, got {list(snr_range)}")
+    if task_dir.resolve() == out_dir.resolve():
+        raise ValueError(f"--out_dir {out_dir} must differ from --task_dir")
+    task = read_task(task_dir)
+    bank = RIRBank(bank_dir)
+    audio_in = task_dir / str(bank.fs)
+    if not audio_in.is_dir():
+        rates = sorted(p.name for p in task_dir.iterdir() if p.is_dir() and p.name.isdigit())
+        raise FileNotFoundError(f"{audio_in}: the task has no audio at the bank's {bank.fs} Hz"
+                                f" (it has {rates}); render the bank at one of those rates")
+    noises = read_kv(Path(noise_dir) / "wav.scp") if noise_dir else {}
+    settings = {"stage": "make_nat_hear", "seed": seed, "snr_range": [lo, hi],
+                "fade_seconds": fade_seconds, "format": bank.format, "fs": bank.fs,
+                "task_metadata sha256": file_digest(task_dir / METADATA),
+                "bank_dir meta.jsonl sha256": file_digest(Path(bank_dir) / META),
+                "noise_dir wav.scp sha256":
+                    file_digest(Path(noise_dir) / "wav.scp") if noise_dir else None}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_outputs(out_dir, settings, [out_dir / METADATA, out_dir / str(bank.fs)],
+                    overwrite=overwrite)
+    record = {"settings": settings, "files": {}}
+    event = task["meta"]["embedding_type"] == "event"
+    for split, labels in task["labels"].items():
+        split_out = out_dir / str(bank.fs) / split
+        split_out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(split_out)
+        new_labels = {}
+        for name in sorted(labels):
+            rendered = _render_file(audio_in / split / name, split_out / name, bank, noises,
+                                    file_rng(seed, split, name), (lo, hi), fade_seconds)
+            record["files"][f"{split}/{name}"] = rendered
+            new_labels[name] = (shifted_events(labels[name], rendered["delay_ms"]) if event
+                                else labels[name])
+        with atomic_open(out_dir / f"{split}.json") as f:
+            json.dump(new_labels, f, indent=1)
+    for extra in task_dir.iterdir():  # label vocabulary and the like
+        if extra.is_file() and extra.suffix != ".json":
+            shutil.copyfile(extra, out_dir / extra.name)
+    with atomic_open(out_dir / "nat_hear.json") as f:
+        json.dump(record, f, indent=1)
+    meta = {**task["meta"], "nat_hear": settings}
+    with atomic_open(out_dir / METADATA) as f:  # last: its presence marks a finished task
+        json.dump(meta, f, indent=1)
+    logger.info("%s: %d files rendered (%s, %d Hz)", out_dir, len(record["files"]),
+                bank.format, bank.fs)
+    return record
+
+
+def _render_file(src: Path, wav: Path, bank: RIRBank, noises: Dict[str, str],
+                 rng: np.random.Generator, snr_range, fade_seconds: float) -> dict:
+    """Render one file unless it exists; returns its pack, direction, RT60, SNR and delay."""
+    pack = int(rng.integers(len(bank)))
+    keys = sorted(noises)
+    noise_key: Optional[str] = keys[int(rng.integers(len(keys)))] if keys else None
+    snr = float(rng.uniform(*snr_range))
+    source_rir, noise_rirs, meta = bank.pack(pack)
+    if not wav.exists():
+        source = load_audio(src, fs=bank.fs, mono_policy="first").samples
+        if problem_of(source):
+            raise AudioError(f"{src}: {problem_of(source)} audio")
+        noise = load_audio(noises[noise_key], fs=bank.fs, mono_policy="first").samples \
+            if noise_key else None
+        scene = mix_scene(source, source_rir, noise, noise_rirs, snr, rng, bank.fs, fade_seconds)
+        mix, _ = limit_peak(scene.mix)
+        write_audio(wav, mix, bank.fs)
+    return {"rir": meta["id"], "azimuth": meta["azimuth"], "elevation": meta["elevation"],
+            "distance": meta["distance"], "rt60": meta["rt60_measured"],
+            "snr_db": snr if noise_key else None,
+            "delay_ms": direct_path_delay_ms(source_rir, bank.fs)}

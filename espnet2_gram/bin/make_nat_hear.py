@@ -6,13 +6,14 @@
 
 The output has the input's layout (``task_metadata.json`` with a ``nat_hear`` record, the
 split label files, ``<rate>/<split>/`` audio in the bank's format and rate) and
-``nat_hear.json`` with each file's room, direction, RT60, SNR and direct-path delay. See
-``espnet2_gram.nat_hear.generate``.
+``nat_hear.json`` with each file's room, direction, RT60, SNR and direct-path delay;
+``--spatial_tasks doa rt60`` adds the localisation and reverberation-time tasks beside it
+(``<out_dir>-doa``, ``<out_dir>-rt60``). See ``espnet2_gram.nat_hear.generate``.
 """
 
 import argparse
 
-from espnet2_gram.nat_hear.generate import generate
+from espnet2_gram.nat_hear.generate import SPATIAL_TASKS, generate, write_spatial_tasks
 from espnet2_gram.utils.cli import run, setup_logging, str2bool
 
 
@@ -27,10 +28,14 @@ def main(argv=None) -> None:
     p.add_argument("--snr_range", type=float, nargs=2, default=(5.0, 40.0))
     p.add_argument("--fade_seconds", type=float, default=0.2)
     p.add_argument("--overwrite", type=str2bool, default=False)
+    p.add_argument("--spatial_tasks", nargs="*", default=[], choices=sorted(SPATIAL_TASKS),
+                   help="also write <out_dir>-doa and/or <out_dir>-rt60 (scene tasks)")
     args = p.parse_args(argv)
     setup_logging()
     generate(args.task_dir, args.bank_dir, args.out_dir, args.noise_dir, args.seed,
              tuple(args.snr_range), args.fade_seconds, args.overwrite)
+    if args.spatial_tasks:
+        write_spatial_tasks(args.out_dir, args.spatial_tasks)
 
 
 if __name__ == "__main__":

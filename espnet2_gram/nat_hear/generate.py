@@ -9,6 +9,12 @@ shifted by the direct-path delay of the room. File ``f`` draws its pack, noise a
 ``default_rng([seed, crc32(split/f)])``, so the result does not depend on the order or
 number of files; an interrupted run resumes by skipping the audio already written, and
 ``task_metadata.json`` records the settings (``nat_hear``) and is written last.
+
+Spatial tasks (:func:`write_spatial_tasks`) turn a rendered scene task into two more in the same
+layout, sharing its audio: ``<task>-doa`` (each file's source direction as a Cartesian unit
+vector in the listener frame, x front, y left, z up; ``cartesian-regression`` as
+listen-eval-kit reads it, scored by angular error) and ``<task>-rt60`` (the room's measured
+RT60 in seconds, scored by absolute error).
 """
 
 import json
@@ -20,6 +26,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from espnet2_gram.simulation.geometry import sph_to_cart
 from espnet2_gram.simulation.mixing import limit_peak, mix_scene
 from espnet2_gram.simulation.rir_bank import META, RIRBank
 from espnet2_gram.utils.audio import AudioError, load_audio, problem_of, write_audio
@@ -29,6 +36,13 @@ from espnet2_gram.utils.provenance import file_digest, prepare_outputs
 logger = logging.getLogger(__name__)
 
 METADATA = "task_metadata.json"
+RECORD = "nat_hear.json"
+# spatial task -> (prediction type, listen-eval-kit score, target of one file's record)
+SPATIAL_TASKS = {
+    "doa": ("cartesian-regression", "DOA",
+            lambda r: [round(float(v), 6) for v in sph_to_cart(r["azimuth"], r["elevation"])]),
+    "rt60": ("regression", "distance", lambda r: [round(float(r["rt60"]), 6)]),
+}
 
 
 def file_rng(seed: int, split: str, name: str) -> np.random.Generator:
@@ -106,7 +120,7 @@ def generate(task_dir, bank_dir, out_dir, noise_dir=None, seed: int = 0,
     for extra in task_dir.iterdir():  # label vocabulary and the like
         if extra.is_file() and extra.suffix != ".json":
             shutil.copyfile(extra, out_dir / extra.name)
-    with atomic_open(out_dir / "nat_hear.json") as f:
+    with atomic_open(out_dir / RECORD) as f:
         json.dump(record, f, indent=1)
     meta = {**task["meta"], "nat_hear": settings}
     with atomic_open(out_dir / METADATA) as f:  # last: its presence marks a finished task
@@ -137,3 +151,43 @@ def _render_file(src: Path, wav: Path, bank: RIRBank, noises: Dict[str, str],
             "distance": meta["distance"], "rt60": meta["rt60_measured"],
             "snr_db": snr if noise_key else None,
             "delay_ms": direct_path_delay_ms(source_rir, bank.fs)}
+
+
+def write_spatial_tasks(out_dir, tasks: Sequence[str] = tuple(SPATIAL_TASKS)) -> list:
+    """Write ``<out_dir>-<task>`` for each of ``tasks`` from a finished Nat-HEAR scene task;
+    their audio folder links to ``out_dir``'s. Returns the task dirs."""
+    out_dir = Path(out_dir)
+    meta_path = out_dir / METADATA
+    if not meta_path.is_file() or not (out_dir / RECORD).is_file():
+        raise FileNotFoundError(f"{out_dir}: not a finished Nat-HEAR task ({METADATA} and"
+                                f" {RECORD} expected)")
+    meta = json.loads(meta_path.read_text())
+    if meta["embedding_type"] != "scene":
+        raise ValueError(f"{meta_path}: spatial tasks are made from scene tasks, not"
+                         f" {meta['embedding_type']!r} ones")
+    unknown = sorted(set(tasks) - set(SPATIAL_TASKS))
+    if unknown:
+        raise ValueError(f"--spatial_tasks {unknown}: expected any of {sorted(SPATIAL_TASKS)}")
+    record = json.loads((out_dir / RECORD).read_text())["files"]
+    rate = str(meta["nat_hear"]["fs"])
+    made = []
+    for task in tasks:
+        prediction, score, target = SPATIAL_TASKS[task]
+        task_dir = out_dir.with_name(f"{out_dir.name}-{task}")
+        task_dir.mkdir(exist_ok=True)
+        link = task_dir / rate
+        if not link.is_symlink():
+            link.symlink_to(Path("..") / out_dir.name / rate, target_is_directory=True)
+        splits: Dict[str, dict] = {}
+        for key, r in sorted(record.items()):
+            split, name = key.split("/", 1)
+            splits.setdefault(split, {})[name] = target(r)
+        for split, labels in splits.items():
+            with atomic_open(task_dir / f"{split}.json") as f:
+                json.dump(labels, f, indent=1)
+        with atomic_open(task_dir / METADATA) as f:
+            json.dump({**meta, "task_name": f"{meta.get('task_name', out_dir.name)}-{task}",
+                       "prediction_type": prediction, "evaluation": [score],
+                       "nat_hear_target": task}, f, indent=1)
+        made.append(task_dir)
+    return made

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet2_gram.nat_hear.generate import direct_path_delay_ms, generate
+from espnet2_gram.nat_hear.generate import direct_path_delay_ms, generate, write_spatial_tasks
+from espnet2_gram.simulation.geometry import sph_to_cart
 from espnet2_gram.simulation.rir_bank import RIRBank, make_bank_shards, merge_bank
 from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
 
@@ -86,6 +87,33 @@ def test_layout_labels_targets_and_determinism(bank, tmp_path):
     assert other["files"] != record["files"]
 
 
+def test_spatial_tasks_share_the_audio_and_carry_the_banks_targets(bank, tmp_path):
+    task, noise, _ = hear_task(tmp_path)
+    out = tmp_path / "toy"
+    done = subprocess.run([sys.executable, "-m", "espnet2_gram.bin.make_nat_hear", "--task_dir",
+                           str(task), "--bank_dir", str(bank), "--noise_dir", str(noise),
+                           "--out_dir", str(out), "--spatial_tasks", "doa", "rt60"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((out / "nat_hear.json").read_text())["files"]
+    by_id = {m["id"]: m for m in RIRBank(bank).meta}
+    doa, rt60 = tmp_path / "toy-doa", tmp_path / "toy-rt60"
+    for split in ("train", "test"):
+        vectors = json.loads((doa / f"{split}.json").read_text())
+        times = json.loads((rt60 / f"{split}.json").read_text())
+        assert sorted(vectors) == sorted(times) == [f"{split}{i}.wav" for i in range(3)]
+        for name, xyz in vectors.items():
+            m = by_id[record[f"{split}/{name}"]["rir"]]
+            np.testing.assert_allclose(xyz, sph_to_cart(m["azimuth"], m["elevation"]), atol=1e-5)
+            assert times[name] == [pytest.approx(m["rt60_measured"], abs=1e-6)]
+            assert (doa / str(FS) / split / name).read_bytes() == \
+                (out / str(FS) / split / name).read_bytes()
+    meta = json.loads((doa / "task_metadata.json").read_text())
+    assert (meta["task_name"], meta["prediction_type"], meta["evaluation"]) == \
+        ("toy-doa", "cartesian-regression", ["DOA"])
+    assert json.loads((rt60 / "task_metadata.json").read_text())["evaluation"] == ["distance"]
+
+
 def test_event_onsets_move_by_the_direct_path(bank, tmp_path):
     task, noise, labels = hear_task(tmp_path, "event")
     record = generate(task, bank, tmp_path / "out", noise, seed=1)
@@ -97,6 +125,8 @@ def test_event_onsets_move_by_the_direct_path(bank, tmp_path):
         src = labels["train"][name][0]
         assert evs[0]["start"] == pytest.approx(src["start"] + delay)
         assert evs[0]["end"] == pytest.approx(src["end"] + delay)
+    with pytest.raises(ValueError, match="spatial tasks are made from scene tasks"):
+        write_spatial_tasks(tmp_path / "out")
 
 
 def test_direct_path_delay_of_a_hand_made_rir():

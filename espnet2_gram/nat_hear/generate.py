@@ -65,10 +65,11 @@ def read_task(task_dir: Path) -> dict:
     if meta.get("embedding_type") not in ("scene", "event"):
         raise ValueError(f"{meta_path}: embedding_type {meta.get('embedding_type')!r}; expected"
                          " 'scene' or 'event'")
+    rates = [d for d in task_dir.iterdir() if d.is_dir() and d.name.isdigit()]
     labels = {p.stem: json.loads(p.read_text()) for p in sorted(task_dir.glob("*.json"))
-              if p.name != METADATA}
+              if any((rate / p.stem).is_dir() for rate in rates)}
     if not labels:
-        raise ValueError(f"{task_dir}: no label files (<split>.json)")
+        raise ValueError(f"{task_dir}: no split (a <split>.json with audio in <rate>/<split>/)")
     return {"meta": meta, "labels": labels}
 
 

@@ -1,0 +1,208 @@
+"""Evaluate any HEAR module on tasks in HEAR's layout (clean HEAR, Nat-HEAR, the spatial tasks).
+
+The module is named as hear-eval-kit names it (``--module espnet2_gram.hear --model_path
+exp/packed/gram_binaural``, or any installed HEAR package): its ``load_model``, ``sample_rate``
+and ``get_scene_embeddings`` are all that is used. Each task's scene embeddings are computed
+once per module, model and channel policy (cached as Kaldi-style embedding dirs, one per
+split, refreshed when any of those or the task changes), then the HEAR protocol trains a probe
+per fold and seed through the downstream runner (``espnet2_gram.downstream.runs``): an MLP on
+the scene embedding, HEAR's grid over learning rate and hidden layers chosen on validation,
+k-fold tasks with fold i tested, fold i+1 validating and the rest training. Classification
+tasks are scored by accuracy and mAP, ``cartesian-regression`` (Nat-HEAR DoA) tasks by the DoA
+metrics.
+
+Multichannel models (an ``n_channels`` attribute above 1, as a binaural or FOA GRAM has) get the
+task's audio as it is; mono models get one channel of it: ``first`` (left or W) or ``mean``.
+"""
+
+import hashlib
+import importlib
+import json
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from espnet2_gram.nat_hear.generate import METADATA, read_task
+from espnet2_gram.simulation.geometry import cart_to_sph
+from espnet2_gram.utils.audio import load_audio, to_mono
+from espnet2_gram.utils.fileio import atomic_open, atomic_path, write_kv
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_POLICIES = ("first", "mean")
+HEAR_GRID = ["optim_conf.lr=3.2e-3|1e-3|3.2e-4|1e-4", "head.hidden_sizes=[1024]|[1024,1024]"]
+
+
+def load_hear_module(name: str, model_path: str = ""):
+    """``(module, model)`` of a HEAR module; a module without the API is an error naming it."""
+    module = importlib.import_module(name)
+    missing = [f for f in ("load_model", "get_scene_embeddings") if not hasattr(module, f)]
+    if missing:
+        raise ValueError(f"--module {name}: not a HEAR module (no {', '.join(missing)})")
+    model = module.load_model(model_path) if model_path else module.load_model()
+    return module, model
+
+
+def task_kind(meta: dict, meta_path: Path) -> str:
+    """``cls`` or ``doa``, the downstream task that scores a HEAR task."""
+    kind = {"multiclass": "cls", "multilabel": "cls", "cartesian-regression": "doa"}.get(
+        meta.get("prediction_type"))
+    if meta.get("embedding_type") != "scene" or kind is None:
+        raise ValueError(f"{meta_path}: {meta.get('embedding_type')} task with prediction_type"
+                         f" {meta.get('prediction_type')!r}; the evaluation takes scene tasks"
+                         " (multiclass, multilabel, cartesian-regression)")
+    return kind
+
+
+def folds(splits: Sequence[str]) -> List[Tuple[Optional[int], Dict[str, List[str]]]]:
+    """``[(fold, {"train": [...], "valid": [...], "test": [...]})]`` of a task's splits."""
+    if {"train", "valid", "test"} <= set(splits):
+        return [(None, {"train": ["train"], "valid": ["valid"], "test": ["test"]})]
+    k = sorted(s for s in splits if s.startswith("fold"))
+    if len(k) < 3:
+        raise ValueError(f"splits {sorted(splits)}: expected train/valid/test or >= 3 folds")
+    return [(i, {"test": [k[i]], "valid": [k[(i + 1) % len(k)]],
+                 "train": [s for j, s in enumerate(k) if j not in (i, (i + 1) % len(k))]})
+            for i in range(len(k))]
+
+
+def channel_input(audio: np.ndarray, model, policy: str) -> np.ndarray:
+    """(C, T) or (T,) audio as the model takes it: (C, T) for a multichannel model, else (T,)."""
+    want = int(getattr(model, "n_channels", 1))
+    if want > 1:
+        return audio if audio.ndim == 2 else np.tile(audio, (want, 1))
+    return audio if audio.ndim == 1 else to_mono(audio, policy)
+
+
+def label_line(kind: str, labels) -> str:
+    if kind == "doa":
+        az, el, _ = cart_to_sph(np.asarray(labels, dtype=np.float64))
+        return f"{float(az):.3f} {float(el):.3f} 1.000"
+    return " ".join(str(label).replace(" ", "_") for label in labels)
+
+
+def _request(task_dir: Path, module: str, model_path: str, policy: str) -> dict:
+    digest = hashlib.sha256()
+    for path in sorted(task_dir.glob("*.json")):
+        digest.update(path.read_bytes())
+    return {"module": module, "model_path": str(model_path), "channels": policy,
+            "task labels sha256": digest.hexdigest()}
+
+
+def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str = "first",
+               batch_size: int = 16, loaded=None) -> Dict[str, Path]:
+    """Scene embeddings of every split of ``task_dir`` as data dirs ``out_dir/<split>``
+    (``feats.scp`` of (1, D) matrices, labels, ``embeddings.json``); returns split -> dir."""
+    import kaldiio
+
+    task_dir, out_dir = Path(task_dir), Path(out_dir)
+    task = read_task(task_dir)
+    kind = task_kind(task["meta"], task_dir / METADATA)
+    module, model = loaded or load_hear_module(module_name, model_path)
+    request = _request(task_dir, module_name, model_path, policy)
+    rate = int(model.sample_rate)
+    audio_dir = task_dir / str(rate)
+    if not audio_dir.is_dir():
+        raise FileNotFoundError(f"{audio_dir}: the task has no audio at the model's {rate} Hz")
+    dirs = {}
+    for split, labels in task["labels"].items():
+        d = out_dir / split
+        dirs[split] = d
+        done = d / "embeddings.json"
+        if done.is_file() and json.loads(done.read_text()).get("request") == request:
+            continue
+        d.mkdir(parents=True, exist_ok=True)
+        done.unlink(missing_ok=True)
+        names = sorted(labels)
+        with atomic_path(d / "feats.ark") as ark, atomic_path(d / "feats.scp") as scp:
+            with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
+                for start in range(0, len(names), batch_size):
+                    group = names[start:start + batch_size]
+                    for name, e in zip(group, _embed(module, model, audio_dir / split, group,
+                                                     policy)):
+                        writer(name, e[None, :])
+                        dim = int(e.shape[-1])
+            scp.write_text(scp.read_text().replace(str(ark), str(d / "feats.ark")))
+        label_file = "utt2doa" if kind == "doa" else "utt2label"
+        write_kv(d / label_file, {n: label_line(kind, labels[n]) for n in names})
+        with atomic_open(done) as f:
+            json.dump({"dim": dim, "request": request, "kind": kind}, f, indent=1)
+        logger.info("%s: %d embeddings (%d-dim, %s)", d, len(names), dim, module_name)
+    return dirs
+
+
+def _embed(module, model, folder: Path, names: Sequence[str], policy: str) -> np.ndarray:
+    clips = [channel_input(load_audio(folder / n).samples, model, policy) for n in names]
+    length = max(c.shape[-1] for c in clips)
+    batch = np.stack([np.pad(c, [(0, 0)] * (c.ndim - 1) + [(0, length - c.shape[-1])])
+                      for c in clips])
+    with torch.no_grad():
+        return module.get_scene_embeddings(torch.from_numpy(batch), model).float().numpy()
+
+
+def fold_data_dir(split_dirs: Dict[str, Path], splits: Sequence[str], out: Path) -> Path:
+    """One data dir holding ``splits`` (their scp and label lines; the arks stay where they are);
+    a single split is used as it is."""
+    if len(splits) == 1:
+        return split_dirs[splits[0]]
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("feats.scp", "utt2label", "utt2doa", "embeddings.json"):
+        parts = [split_dirs[s] / name for s in splits if (split_dirs[s] / name).is_file()]
+        if parts:
+            text = (parts[0].read_text() if name.endswith(".json")
+                    else "".join(p.read_text() for p in parts))
+            with atomic_open(out / name) as f:
+                f.write(text)
+    return out
+
+
+def task_runs(task_dir: Path, split_dirs: Dict[str, Path], model_name: str, out_root: Path,
+              seeds: Sequence[int], grid: Sequence[str], configs: Dict[str, str]) -> list:
+    """The downstream runs (``espnet2_gram.downstream.runs.Run``) of one embedded task."""
+    from espnet2_gram.downstream.runs import Run
+
+    meta = json.loads((task_dir / METADATA).read_text())
+    kind = task_kind(meta, task_dir / METADATA)
+    name = meta.get("task_name", task_dir.name)
+    fmt = meta.get("nat_hear", {}).get("format", "mono")
+    runs = []
+    for fold, parts in folds(list(split_dirs)):
+        tag = "" if fold is None else f"_fold{fold}"
+        dirs = {role: fold_data_dir(split_dirs, splits, out_root / "folds" / model_name / name
+                                    / f"{role}{tag}") for role, splits in parts.items()}
+        for seed in seeds:
+            runs.append(Run(
+                task=kind, mode="probe", model=model_name, format=fmt, dataset=name,
+                train_dir=str(dirs["train"]), valid_dir=str(dirs["valid"]),
+                test_dir=str(dirs["test"]), task_config=configs[kind],
+                exp_dir=str(out_root / "exp" / f"{kind}_{name}_{model_name}{tag}_seed{seed}"),
+                seed=seed, fold=fold, grid=list(grid),
+                multilabel=meta.get("prediction_type") == "multilabel"))
+    return runs
+
+
+def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name: str, out_root,
+             seeds: Sequence[int] = (0, 1, 2), policy: str = "first",
+             grid: Sequence[str] = tuple(HEAR_GRID), configs: Dict[str, str] = None,
+             batch_size: int = 16) -> Path:
+    """Embed, train and score every task for one HEAR module; returns RESULTS.md of all the
+    runs under ``out_root/exp`` (other modules' runs included)."""
+    from espnet2_gram.downstream.runs import execute
+    from espnet2_gram.report.tables import write_report
+
+    if policy not in CHANNEL_POLICIES:
+        raise ValueError(f"--channels: expected one of {list(CHANNEL_POLICIES)}, got {policy!r}")
+    if not seeds:
+        raise ValueError("--seeds: expected at least one seed")
+    out_root = Path(out_root)
+    loaded = load_hear_module(module_name, model_path)
+    for task_dir in map(Path, task_dirs):
+        split_dirs = embed_task(task_dir, module_name, model_path,
+                                out_root / "emb" / model_name / task_dir.name, policy,
+                                batch_size, loaded)
+        for run in task_runs(task_dir, split_dirs, model_name, out_root, seeds, grid, configs):
+            execute(run)
+    return write_report(out_root / "exp")

@@ -1,0 +1,134 @@
+"""Any HEAR module on HEAR-layout tasks: a packed GRAM (``espnet2_gram.hear``) and another
+module (``hear_logmel``, written for the tests) evaluated end to end on a Nat-HEAR task made
+here and its DoA task, into one report; folds, channel policies and bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from espnet2_gram.nat_hear.evaluate import channel_input, evaluate, folds, load_hear_module
+from espnet2_gram.nat_hear.generate import generate, write_spatial_tasks
+from espnet2_gram.simulation.rir_bank import make_bank_shards, merge_bank
+from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
+
+FS = 8000
+TONES = {"low": 300.0, "mid": 1000.0, "high": 2500.0}
+
+
+def tone_task(root):
+    """A 3-class scene task in HEAR's layout: tones in noise, 8 / 3 / 3 clips per class."""
+    rng = np.random.default_rng(0)
+    t = np.arange(FS // 2) / FS
+    for split, count in (("train", 8), ("valid", 3), ("test", 3)):
+        (root / str(FS) / split).mkdir(parents=True)
+        labels = {}
+        for label, freq in TONES.items():
+            for i in range(count):
+                name = f"{label}{i}.wav"
+                x = 0.3 * np.sin(2 * np.pi * freq * (1 + 0.02 * rng.standard_normal()) * t)
+                sf.write(root / str(FS) / split / name,
+                         (x + 0.01 * rng.standard_normal(len(t))).astype("float32"), FS)
+                labels[name] = [label]
+        (root / f"{split}.json").write_text(json.dumps(labels))
+    (root / "task_metadata.json").write_text(json.dumps({
+        "task_name": "toy", "embedding_type": "scene", "prediction_type": "multiclass",
+        "split_mode": "trainvaltest"}))
+    return root
+
+
+def probe_configs(root):
+    cls = yaml.safe_load(open("conf/demo/cls_probe.yaml"))
+    doa = yaml.safe_load(open("conf/demo/doa_probe.yaml"))
+    cls.update(max_epoch=30, batch_size=8, encoder_conf={**cls["encoder_conf"],
+                                                           "hidden_sizes": [32]})
+    doa.update(max_epoch=5, batch_size=8, model_conf={**doa["model_conf"], "hidden_sizes": [32],
+                                                      "pooling": "mean"})
+    paths = {}
+    for kind, conf in (("cls", cls), ("doa", doa)):
+        paths[kind] = str(root / f"{kind}.yaml")
+        (root / f"{kind}.yaml").write_text(yaml.safe_dump(conf))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def nat_task(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hear_eval")
+    bank = root / "bank"
+    sampling = RoomSampling(room_size_min=(3, 3, 2.5), room_size_max=(5, 4, 3),
+                            rt60=(0.15, 0.3), source_distance=(1.0, 2.0),
+                            num_noise_sources=(0, 0))
+    make_bank_shards(bank, 6, seed=5, sampling=sampling, shard_size=6,
+                     render=RenderConfig(format="binaural", fs=FS, method="early",
+                                         ism_order=1, max_rir_seconds=0.1))
+    merge_bank(bank)
+    generate(tone_task(root / "clean"), bank, root / "toy", seed=0)
+    (doa,) = write_spatial_tasks(root / "toy", ["doa"])
+    return root, root / "toy", doa
+
+
+def test_two_modules_into_one_report(nat_task, packed):
+    root, task, doa = nat_task
+    configs = probe_configs(root)
+    out = root / "eval"
+    evaluate([task, doa], "hear_logmel", "", "naive", out, seeds=[0, 1], grid=[],
+             configs=configs)
+    report = evaluate([task, doa], "espnet2_gram.hear", str(packed), "tinygram", out,
+                      seeds=[0, 1], grid=[], configs=configs).read_text()
+    assert "## Classification: toy" in report and "## DoA: toy-doa" in report
+    rows = [line for line in report.splitlines() if line.startswith("|binaural|")]
+    assert sorted(r.split("|")[2] for r in rows) == ["naive", "naive", "tinygram", "tinygram"]
+    scores = json.loads(next((out / "exp").glob("cls_toy_naive_seed0/decode_*/scores.json"))
+                        .read_text())
+    assert scores["metrics"]["accuracy"] >= 2 / 3  # chance 1 / 3: the probe learns the tones
+    assert (scores["format"], scores["dataset"]) == ("binaural", "toy")
+    emb = json.loads((out / "emb" / "tinygram" / "toy" / "train" / "embeddings.json")
+                     .read_text())
+    assert emb["request"]["module"] == "espnet2_gram.hear" and emb["dim"] > 0
+    ark = out / "emb" / "tinygram" / "toy" / "train" / "feats.ark"
+    stamp = ark.stat().st_mtime_ns
+    evaluate([task], "espnet2_gram.hear", str(packed), "tinygram", out, seeds=[0], grid=[],
+             configs=configs)  # cached embeddings, scored runs skipped
+    assert ark.stat().st_mtime_ns == stamp
+
+
+def test_folds_follow_hear():
+    assert folds(["train", "valid", "test"]) == [
+        (None, {"train": ["train"], "valid": ["valid"], "test": ["test"]})]
+    got = folds(["fold00", "fold01", "fold02", "fold03"])
+    assert got[0] == (0, {"test": ["fold00"], "valid": ["fold01"],
+                          "train": ["fold02", "fold03"]})
+    assert got[3] == (3, {"test": ["fold03"], "valid": ["fold00"],
+                          "train": ["fold01", "fold02"]})
+    with pytest.raises(ValueError, match="expected train/valid/test or >= 3 folds"):
+        folds(["fold00", "fold01"])
+
+
+def test_channel_policies():
+    class Mono:
+        pass
+
+    class Stereo:
+        n_channels = 2
+
+    x = np.array([[1.0, 3.0], [3.0, 5.0]])
+    assert channel_input(x, Mono(), "first").tolist() == [1.0, 3.0]
+    assert channel_input(x, Mono(), "mean").tolist() == [2.0, 4.0]
+    assert channel_input(x, Stereo(), "first").shape == (2, 2)
+    assert channel_input(np.array([1.0, 2.0]), Stereo(), "first").tolist() == [[1, 2], [1, 2]]
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="--module json: not a HEAR module"):
+        load_hear_module("json")
+    done = subprocess.run([sys.executable, "-m", "espnet2_gram.bin.evaluate_hear", "--module",
+                           "hear_logmel", "--model_name", "x", "--task_dir", str(tmp_path),
+                           "--out_dir", str(tmp_path / "o")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": "tests"})
+    assert done.returncode == 1
+    assert f"{tmp_path / 'task_metadata.json'}: missing" in done.stderr

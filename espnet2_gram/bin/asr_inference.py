@@ -4,8 +4,6 @@ The model (``--asr_model_file``) is loaded weights-only, and the data files are 
 first (they exist and no scp entry runs a command).
 """
 
-import sys
-
 import espnet2_gram  # noqa: F401  (registers gram in ESPnet's tasks)
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
@@ -15,14 +13,11 @@ from espnet2.bin.asr_inference import get_parser  # noqa: F401
 
 from espnet2_gram.utils.cli import run
 from espnet2_gram.utils.datacheck import check_data_files
-from espnet2_gram.utils.safe_load import guard_espnet_loading
+from espnet2_gram.utils.safe_load import run_espnet_entry
 
 
 def main(cmd=None) -> None:
-    argv = sys.argv[1:] if cmd is None else list(cmd)
-    guard_espnet_loading()
-    check_data_files(argv)
-    asr_inference.main(cmd=argv)
+    run_espnet_entry(asr_inference.main, cmd, check_data_files)
 
 
 if __name__ == "__main__":

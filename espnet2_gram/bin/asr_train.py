@@ -4,8 +4,6 @@ Before ESPnet starts, the data files are checked (they exist and no scp entry ru
 checkpoints (``--init_param``, ``--resume``) are loaded weights-only.
 """
 
-import sys
-
 import espnet2_gram  # noqa: F401  (registers gram in ESPnet's tasks)
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
@@ -15,15 +13,11 @@ from espnet2.bin.asr_train import get_parser  # noqa: F401
 
 from espnet2_gram.utils.cli import run
 from espnet2_gram.utils.datacheck import check_data_files
-from espnet2_gram.utils.safe_load import guard_espnet_loading
+from espnet2_gram.utils.safe_load import run_espnet_entry
 
 
 def main(cmd=None) -> None:
-    argv = sys.argv[1:] if cmd is None else list(cmd)
-    guard_espnet_loading()
-    if "--print_config" not in argv:
-        check_data_files(argv)
-    asr_train.main(cmd=argv)
+    run_espnet_entry(asr_train.main, cmd, check_data_files)
 
 
 if __name__ == "__main__":

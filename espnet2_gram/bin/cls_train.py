@@ -7,8 +7,6 @@ The data are checked before ESPnet starts: every file of a split names the same 
 Checkpoints (``--init_param``, ``--resume``) are loaded weights-only.
 """
 
-import sys
-
 import espnet2_gram  # noqa: F401  (registers gram in ESPnet's tasks)
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
@@ -19,21 +17,22 @@ from espnet2.tasks.cls import CLSTask
 from espnet2_gram.utils.cli import run
 from espnet2_gram.utils.datacheck import (check_labels_known, check_task_data,
                                           option_value)
-from espnet2_gram.utils.safe_load import guard_espnet_loading
+from espnet2_gram.utils.safe_load import run_espnet_entry
+
+
+def check_labels(argv) -> None:
+    """The data files, and every label in the token list when one is given."""
+    checks = {}
+    token_list = option_value(argv, "--token_list")
+    if token_list:
+        with open(token_list, encoding="utf-8") as f:
+            tokens = [line.strip() for line in f if line.strip()]
+        checks["label"] = lambda path: check_labels_known(path, tokens)
+    check_task_data(argv, checks)
 
 
 def main(cmd=None) -> None:
-    argv = sys.argv[1:] if cmd is None else list(cmd)
-    guard_espnet_loading()
-    if "--print_config" not in argv:
-        checks = {}
-        token_list = option_value(argv, "--token_list")
-        if token_list:
-            with open(token_list, encoding="utf-8") as f:
-                tokens = [line.strip() for line in f if line.strip()]
-            checks["label"] = lambda path: check_labels_known(path, tokens)
-        check_task_data(argv, checks)
-    CLSTask.main(cmd=argv)
+    run_espnet_entry(CLSTask.main, cmd, check_labels)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,13 @@ a command, and every ``utt2doa`` line is in range (azimuth in [-180, 180], eleva
 [-90, 90]). Checkpoints (``--init_param``, ``--resume``) are loaded weights-only.
 """
 
-import sys
-
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
 from espnet2_gram.downstream.localization.doa_metrics import read_utt2doa
 from espnet2_gram.tasks.doa import DOATask
 from espnet2_gram.utils.cli import run
 from espnet2_gram.utils.datacheck import check_task_data
-from espnet2_gram.utils.safe_load import guard_espnet_loading
+from espnet2_gram.utils.safe_load import run_espnet_entry
 
 
 def get_parser():
@@ -26,11 +24,8 @@ def get_parser():
 
 
 def main(cmd=None) -> None:
-    argv = sys.argv[1:] if cmd is None else list(cmd)
-    guard_espnet_loading()
-    if "--print_config" not in argv:
-        check_task_data(argv, {"doa": lambda p: read_utt2doa(p, require_distance=False)})
-    DOATask.main(cmd=argv)
+    run_espnet_entry(DOATask.main, cmd, lambda argv: check_task_data(
+        argv, {"doa": lambda p: read_utt2doa(p, require_distance=False)}))
 
 
 if __name__ == "__main__":

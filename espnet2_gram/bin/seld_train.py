@@ -10,14 +10,12 @@ name the same chunks, and no scp entry may run a command (checked first). Checkp
 (``--init_param``, ``--resume``) are loaded weights-only.
 """
 
-import sys
-
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
 from espnet2_gram.tasks.seld import SELDTask
 from espnet2_gram.utils.cli import run
 from espnet2_gram.utils.datacheck import check_task_data
-from espnet2_gram.utils.safe_load import guard_espnet_loading
+from espnet2_gram.utils.safe_load import run_espnet_entry
 
 
 def get_parser():
@@ -25,11 +23,7 @@ def get_parser():
 
 
 def main(cmd=None) -> None:
-    argv = sys.argv[1:] if cmd is None else list(cmd)
-    guard_espnet_loading()
-    if "--print_config" not in argv:
-        check_task_data(argv)
-    SELDTask.main(cmd=argv)
+    run_espnet_entry(SELDTask.main, cmd, check_task_data)
 
 
 if __name__ == "__main__":

@@ -112,3 +112,16 @@ def guard_espnet_loading() -> None:
     abs_task.AbsTask.build_model_from_file = classmethod(build_model_from_file)
     Trainer.resume = staticmethod(resume_from)
     _guarded = True
+
+
+def run_espnet_entry(espnet_main, cmd, check) -> None:
+    """An ESPnet entry point (``espnet_main(cmd=argv)``) with checkpoints loaded weights-only
+    and ``check(argv)`` on its data first (not for ``--print_config``); ``cmd`` None reads the
+    command line."""
+    import sys
+
+    argv = sys.argv[1:] if cmd is None else list(cmd)
+    guard_espnet_loading()
+    if "--print_config" not in argv:
+        check(argv)
+    espnet_main(cmd=argv)

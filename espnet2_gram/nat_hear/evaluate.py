@@ -104,9 +104,8 @@ def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str
     module, model = loaded or load_hear_module(module_name, model_path)
     request = _request(task_dir, module_name, model_path, policy)
     rate = int(model.sample_rate)
-    audio_dir = task_dir / str(rate)
-    if not audio_dir.is_dir():
-        raise FileNotFoundError(f"{audio_dir}: the task has no audio at the model's {rate} Hz")
+    audio_dir = audio_folder(task_dir, rate)
+    request["audio"] = audio_dir.name
     dirs = {}
     for split, labels in task["labels"].items():
         d = out_dir / split
@@ -122,7 +121,7 @@ def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str
                 for start in range(0, len(names), batch_size):
                     group = names[start:start + batch_size]
                     for name, e in zip(group, _embed(module, model, audio_dir / split, group,
-                                                     policy)):
+                                                     policy, rate)):
                         writer(name, e[None, :])
                         dim = int(e.shape[-1])
             scp.write_text(scp.read_text().replace(str(ark), str(d / "feats.ark")))
@@ -134,8 +133,22 @@ def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str
     return dirs
 
 
-def _embed(module, model, folder: Path, names: Sequence[str], policy: str) -> np.ndarray:
-    clips = [channel_input(load_audio(folder / n).samples, model, policy) for n in names]
+def audio_folder(task_dir: Path, rate: int) -> Path:
+    """The task's audio at ``rate``, or else at its highest rate (resampled when read: Nat-HEAR
+    tasks exist at their bank's rate only)."""
+    if (task_dir / str(rate)).is_dir():
+        return task_dir / str(rate)
+    rates = sorted((int(d.name) for d in task_dir.iterdir() if d.is_dir() and d.name.isdigit()))
+    if not rates:
+        raise FileNotFoundError(f"{task_dir}: no audio folder (<rate>/<split>/)")
+    logger.warning("%s: no %d-Hz audio; resampling its %d-Hz audio", task_dir, rate, rates[-1])
+    return task_dir / str(rates[-1])
+
+
+def _embed(module, model, folder: Path, names: Sequence[str], policy: str,
+           rate: int) -> np.ndarray:
+    clips = [channel_input(load_audio(folder / n, fs=rate).samples, model, policy)
+             for n in names]
     length = max(c.shape[-1] for c in clips)
     batch = np.stack([np.pad(c, [(0, 0)] * (c.ndim - 1) + [(0, length - c.shape[-1])])
                       for c in clips])

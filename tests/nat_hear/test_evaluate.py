@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 import yaml
 
-from espnet2_gram.nat_hear.evaluate import channel_input, evaluate, folds, load_hear_module
+from espnet2_gram.nat_hear.evaluate import (channel_input, embed_task, evaluate, folds,
+                                            load_hear_module)
 from espnet2_gram.nat_hear.generate import generate, write_spatial_tasks
 from espnet2_gram.simulation.rir_bank import make_bank_shards, merge_bank
 from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
@@ -95,6 +96,14 @@ def test_two_modules_into_one_report(nat_task, packed):
     evaluate([task], "espnet2_gram.hear", str(packed), "tinygram", out, seeds=[0], grid=[],
              configs=configs)  # cached embeddings, scored runs skipped
     assert ark.stat().st_mtime_ns == stamp
+
+
+def test_the_naive_baseline_embeds_a_task_at_another_rate(nat_task, tmp_path):
+    _, task, _ = nat_task
+    dirs = embed_task(task, "espnet2_gram.nat_hear.naive", "", tmp_path / "emb")
+    emb = json.loads((dirs["test"] / "embeddings.json").read_text())
+    assert emb["dim"] == 4096 and emb["request"]["audio"] == str(FS)  # 8 kHz, resampled
+    assert len((dirs["test"] / "feats.scp").read_text().splitlines()) == 9
 
 
 def test_folds_follow_hear():

@@ -58,7 +58,8 @@ def _sparing_initialize(espnet_initialize):
 
 
 def _gram_build_model(espnet_build_model, module):
-    from espnet2_gram.frontend.pretrained_gram import GRAMFrontend, check_input_layer, record_gram_config
+    from espnet2_gram.frontend.pretrained_gram import (GRAMFrontend, check_input_layer,
+                                                       record_gram_config)
 
     def build_model(cls, args):
         model = espnet_build_model(cls, args)

@@ -27,7 +27,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from espnet2_gram.downstream.classification.metrics import accuracy, confusion_matrix, mean_average_precision
+from espnet2_gram.downstream.classification.metrics import (accuracy, confusion_matrix,
+                                                            mean_average_precision)
 from espnet2_gram.utils.cli import run, setup_logging, str2bool
 from espnet2_gram.utils.fileio import read_kv
 from espnet2_gram.utils.scoring import add_run_options, check_same_keys, run_info, write_scores

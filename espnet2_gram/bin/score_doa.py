@@ -12,7 +12,9 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet2_gram.downstream.localization.doa_metrics import doa_errors, doa_metrics, doa_to_xyz, read_utt2doa
+from espnet2_gram.formats import get_format
+from espnet2_gram.downstream.localization.doa_metrics import (doa_errors, doa_metrics, doa_to_xyz,
+                                                              read_utt2doa)
 from espnet2_gram.utils.cli import run, setup_logging
 from espnet2_gram.utils.fileio import atomic_open
 from espnet2_gram.utils.scoring import add_run_options, check_same_keys, run_info, write_scores
@@ -40,7 +42,8 @@ def main(argv=None) -> None:
     utts = sorted(ref)
     ref_xyz = doa_to_xyz([ref[u][0] for u in utts], [ref[u][1] for u in utts])
     hyp_xyz = doa_to_xyz([hyp[u][0] for u in utts], [hyp[u][1] for u in utts])
-    metrics = doa_metrics(ref_xyz, hyp_xyz, front_back=args.format == "binaural")
+    # two ears: the cone of confusion, so front-back confusions and lateral errors are reported
+    metrics = doa_metrics(ref_xyz, hyp_xyz, front_back=get_format(args.format).receivers == "hrtf")
     errors = doa_errors(ref_xyz, hyp_xyz)["error"]
     out_dir = Path(args.out_dir)
     with atomic_open(out_dir / "doa_errors.tsv", encoding="utf-8") as f:

@@ -20,8 +20,9 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from espnet2_gram.corpora.common import (AUDIO_EXTENSIONS, SRC_OPTION, corpus_dir, find_audio, index_files, iter_csv,
-                     parse_field, utt_id, write_audio_data_dir)
+from espnet2_gram.corpora.common import (AUDIO_EXTENSIONS, SRC_OPTION, corpus_dir, find_audio,
+                                         index_files, iter_csv, parse_field, utt_id,
+                                         write_audio_data_dir)
 from espnet2_gram.corpora.download import extract_archive
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import List, Sequence
 
 from espnet2_gram.utils.datadir import read_data_dir, write_data_dir
-from espnet2_gram.corpora.common import (corpus_dir, find_corpus_root, iter_csv, parse_field, utt_id,
-                     write_audio_data_dir)
+from espnet2_gram.corpora.common import (corpus_dir, find_corpus_root, iter_csv, parse_field,
+                                         utt_id, write_audio_data_dir)
 
 URLS = ("https://github.com/karoldvl/ESC-50/archive/master.zip",)
 META = "meta/esc50.csv"

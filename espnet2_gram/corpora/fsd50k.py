@@ -16,8 +16,8 @@ import re
 from pathlib import Path
 from typing import Dict, List
 
-from espnet2_gram.corpora.common import (SRC_OPTION, corpus_dir, find_corpus_root, iter_csv, parse_field, utt_id,
-                     write_audio_data_dir)
+from espnet2_gram.corpora.common import (SRC_OPTION, corpus_dir, find_corpus_root, iter_csv,
+                                         parse_field, utt_id, write_audio_data_dir)
 from espnet2_gram.corpora.download import DownloadError
 
 RECORD = "https://zenodo.org/records/4060432"

@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 from typing import List, Sequence, Set
 
-from espnet2_gram.corpora.common import (corpus_dir, find_audio, find_corpus_root, index_files, utt_id,
-                     write_audio_data_dir)
+from espnet2_gram.corpora.common import (corpus_dir, find_audio, find_corpus_root, index_files,
+                                         utt_id, write_audio_data_dir)
 
 logger = logging.getLogger(__name__)
 

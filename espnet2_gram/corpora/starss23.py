@@ -8,8 +8,8 @@ Layout: ``{foa_dev,mic_dev}/dev-{train,test}-{sony,tau}/<name>.wav`` (4 channels
 from pathlib import Path
 from typing import List, Sequence
 
-from espnet2_gram.corpora.common import (corpus_dir, find_audio, find_corpus_root, iter_csv, parse_field, utt_id,
-                     write_audio_data_dir)
+from espnet2_gram.corpora.common import (corpus_dir, find_audio, find_corpus_root, iter_csv,
+                                         parse_field, utt_id, write_audio_data_dir)
 
 ZENODO = "https://zenodo.org/records/7880637/files"
 FORMATS = ("foa", "mic")

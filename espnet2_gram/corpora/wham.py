@@ -6,8 +6,8 @@ Layout: ``wham_noise/{tr,cv,tt}/*.wav``.
 from pathlib import Path
 from typing import List, Sequence
 
-from espnet2_gram.corpora.common import (corpus_dir, find_audio, find_corpus_root, index_files, utt_id,
-                     write_audio_data_dir)
+from espnet2_gram.corpora.common import (corpus_dir, find_audio, find_corpus_root, index_files,
+                                         utt_id, write_audio_data_dir)
 
 URLS = ("https://my-bucket-a8b4b49c25c811ee9a7e8bba05fa24c7.s3.amazonaws.com/wham_noise.zip",)
 SPLITS = ("tr", "cv", "tt")

@@ -704,7 +704,8 @@ def convert_checkpoint(src, out_dir, fmt: str = "binaural", config=None,
     failed check of the dropped fixed buffers (positions, mel filterbank) is an error unless
     ``force``.  Returns ``(out_dir, report)``.
     """
-    from espnet2_gram.pretrained.packing import CARD, check_state_dict, pack_gram, write_espnet_archive
+    from espnet2_gram.pretrained.packing import (CARD, check_state_dict, pack_gram,
+                                                 write_espnet_archive)
 
     src, out_dir = Path(src), Path(out_dir)
     fmt = _canonical_format(fmt)

@@ -33,7 +33,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from espnet2_gram.formats import RENDERED, get_format, num_channels
-from espnet2_gram.simulation.mixing import NOISE_LEVEL_DBFS, mix_scene, normalize_dbfs, prepare_noise
+from espnet2_gram.simulation.mixing import (NOISE_LEVEL_DBFS, mix_scene, normalize_dbfs,
+                                            prepare_noise)
 from espnet2_gram.utils.audio import MONO_POLICIES, AudioError, problem_of, resample, to_mono
 from espnet2_gram.utils.fileio import read_kv
 

@@ -9,7 +9,8 @@ from typing import List, Sequence
 import numpy as np
 
 from espnet2_gram.formats import get_format
-from espnet2_gram.simulation.geometry import cart_to_sph, listener_to_room, room_to_listener, sph_to_cart
+from espnet2_gram.simulation.geometry import (cart_to_sph, listener_to_room, room_to_listener,
+                                              sph_to_cart)
 
 # hybrid: image sources up to ism_order + ray-traced tail; ism: image sources up to the order
 # the room's RT60 needs (Sabine); early: image sources up to ism_order only, no late tail

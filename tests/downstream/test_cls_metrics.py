@@ -7,8 +7,9 @@ import pytest
 from espnet2.fileio.datadir_writer import DatadirWriter
 
 from espnet2_gram.bin import score_cls
-from espnet2_gram.downstream.classification.metrics import (accuracy, average_precision, confusion_matrix,
-                                                 mean_average_precision)
+from espnet2_gram.downstream.classification.metrics import (accuracy, average_precision,
+                                                            confusion_matrix,
+                                                            mean_average_precision)
 
 
 def test_accuracy():

@@ -17,7 +17,8 @@ from pathlib import Path
 from espnet2_gram.downstream.embeddings import pool_frames
 from espnet2_gram.frontend.spatial_features import FOAFrontend, per_crop_normalize
 from espnet2_gram.downstream.heads import IdentityEncoder
-from espnet2_gram.downstream.localization.doa_model import ESPnetDOAModel, angle_between, direction_vectors
+from espnet2_gram.downstream.localization.doa_model import (ESPnetDOAModel, angle_between,
+                                                            direction_vectors)
 from espnet2_gram.downstream.localization.dcase_format import write_dcase_csv
 from espnet2_gram.simulation.geometry import listener_to_room, sph_to_cart
 from espnet2_gram.simulation.mixing import convolve_multichannel

@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from espnet2_gram.bin.extract_embeddings import main as extract_main
-from espnet2_gram.downstream.embeddings import EXTRACTORS, FrameExtractor, extract_data_dir, pool_frames
+from espnet2_gram.downstream.embeddings import (EXTRACTORS, FrameExtractor, extract_data_dir,
+                                                pool_frames)
 from espnet2_gram.frontend.spatial_features import per_crop_normalize
 from espnet2_gram.pretrained.packing import pack_gram
 from espnet2_gram.frontend.pretrained_gram import PretrainedGRAM

@@ -11,7 +11,8 @@ import yaml
 from espnet2_gram.corpora.demo import make_demo_corpus
 from espnet2_gram.frontend.spatial_features import FOAFrontend
 from espnet2_gram.downstream.heads import IdentityEncoder
-from espnet2_gram.downstream.localization.doa_model import ESPnetDOAModel, angle_between, direction_vectors
+from espnet2_gram.downstream.localization.doa_model import (ESPnetDOAModel, angle_between,
+                                                            direction_vectors)
 from espnet2_gram.simulation.eval_sets import render_eval_set
 from espnet2_gram.simulation.rir_bank import make_bank_shards, merge_bank
 from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling

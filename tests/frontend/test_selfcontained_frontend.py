@@ -13,7 +13,8 @@ import torch
 import yaml
 
 from espnet2_gram.pretrained.packing import load_gram
-from espnet2_gram.frontend.pretrained_gram import GRAMESPnetEncoder, GRAMFrontend, gram_architecture
+from espnet2_gram.frontend.pretrained_gram import (GRAMESPnetEncoder, GRAMFrontend,
+                                                   gram_architecture)
 from test_reuse import FS, asr_config, run_task, write_data
 
 TOKENS = "<blank>\n<unk>\na\nb\n<space>\n<sos/eos>\n"

@@ -13,7 +13,8 @@ import soundfile as sf
 from espnet2_gram.simulation import dcase
 from espnet2_gram.simulation.acoustics import foa_intensity_direction
 from espnet2_gram.simulation.dcase import export_recordings, place_events
-from espnet2_gram.downstream.localization.dcase_format import DcaseRow, read_dcase_csv, write_dcase_csv
+from espnet2_gram.downstream.localization.dcase_format import (DcaseRow, read_dcase_csv,
+                                                               write_dcase_csv)
 from espnet2_gram.simulation.geometry import angular_distance_deg, sph_to_cart
 from espnet2_gram.simulation.rooms import RenderConfig, RoomSampling
 

@@ -11,7 +11,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from espnet2_gram.downstream.localization.dcase_format import parse_fields, parse_finite_float
-from espnet2_gram.simulation.geometry import angular_distance_deg, cart_to_sph, sph_to_cart, wrap_azimuth
+from espnet2_gram.simulation.geometry import (angular_distance_deg, cart_to_sph, sph_to_cart,
+                                              wrap_azimuth)
 
 ACC_THRESHOLD_DEG = 20.0
 # References closer than this to the interaural (y-z) plane are left out of the front-back

@@ -121,17 +121,22 @@ class ESPnetGRAMModel(AbsESPnetModel):
         crops = torch.gather(clips, 4, gather)
         return crops.reshape(batch * self.crops_per_clip, *crops.shape[2:])
 
-    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor,
-                **kwargs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
-        feats, lengths = self.frontend(mix_if_needed(speech, kwargs), speech_lengths)
+    def masked_prediction(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple:
+        """``(crops, mask, pred)``: random crops of ``feats`` (B, C, F, T), normalised; their
+        masks (B * K, patches), True = masked; the decoder's prediction of every patch."""
         crops = per_crop_normalize(self.random_crops(feats, lengths))
-        target = patchify(crops, self.encoder.patch_size)
         grid = self.encoder.grid
         mask = self.masking(crops.shape[0], grid, device=crops.device)
         # The strategies mask exactly this many patches per crop; passing the count keeps the
         # step free of host-device synchronisation.
         visible = grid[0] * grid[1] - self.masking.num_masked(grid)
-        pred = self.decoder(self.encoder(crops, mask, visible), mask, visible)
+        return crops, mask, self.decoder(self.encoder(crops, mask, visible), mask, visible)
+
+    def forward(self, speech: torch.Tensor, speech_lengths: torch.Tensor,
+                **kwargs) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        feats, lengths = self.frontend(mix_if_needed(speech, kwargs), speech_lengths)
+        crops, mask, pred = self.masked_prediction(feats, lengths)
+        target = patchify(crops, self.encoder.patch_size)
         loss = masked_patch_mse(pred.float(), target.float(), mask, crops.shape[1],
                                 self.channel_loss_weights)
         self.check_loss(loss, speech.shape[0])

@@ -12,7 +12,6 @@ from typing import Iterable, List, Tuple
 
 import torch
 
-from espnet2_gram.frontend.spatial_features import per_crop_normalize
 from espnet2_gram.gram.patching import patchify
 
 
@@ -33,13 +32,8 @@ def masked_errors(model, speech: torch.Tensor,
     """Summed squared errors per feature channel over the masked values of one batch, of the
     model and of the crop-channel-mean predictor, and the number of values per channel. Crops
     and masks come from torch's random state, as in training."""
-    feats, frames = model.frontend(speech, lengths)
-    crops = per_crop_normalize(model.random_crops(feats, frames))
+    crops, mask, pred = model.masked_prediction(*model.frontend(speech, lengths))
     batch, channels = crops.shape[:2]
-    grid = model.encoder.grid
-    mask = model.masking(batch, grid, device=crops.device)
-    visible = grid[0] * grid[1] - model.masking.num_masked(grid)
-    pred = model.decoder(model.encoder(crops, mask, visible), mask, visible)
     target = patchify(crops, model.encoder.patch_size)
     per_value = lambda t: t.reshape(batch, t.shape[1], channels, -1)[mask]  # noqa: E731
     target_masked = per_value(target)  # (masked patches, C, values)

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from espnet2_gram.nat_hear.generate import METADATA, read_task
+from espnet2_gram.nat_hear.generate import METADATA, audio_rates, read_task
 from espnet2_gram.simulation.geometry import cart_to_sph
 from espnet2_gram.utils.audio import load_audio, to_mono
 from espnet2_gram.utils.fileio import atomic_open, atomic_path, write_kv
@@ -138,7 +138,7 @@ def audio_folder(task_dir: Path, rate: int) -> Path:
     tasks exist at their bank's rate only)."""
     if (task_dir / str(rate)).is_dir():
         return task_dir / str(rate)
-    rates = sorted((int(d.name) for d in task_dir.iterdir() if d.is_dir() and d.name.isdigit()))
+    rates = audio_rates(task_dir)
     if not rates:
         raise FileNotFoundError(f"{task_dir}: no audio folder (<rate>/<split>/)")
     logger.warning("%s: no %d-Hz audio; resampling its %d-Hz audio", task_dir, rate, rates[-1])

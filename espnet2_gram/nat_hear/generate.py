@@ -22,7 +22,7 @@ import logging
 import shutil
 import zlib
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -56,6 +56,11 @@ def direct_path_delay_ms(rir: np.ndarray, fs: int) -> float:
     return float(np.argmax(envelope >= 0.5 * envelope.max()) / fs * 1000.0)
 
 
+def audio_rates(task_dir: Path) -> List[int]:
+    """The sample rates of a task's audio folders (``<rate>/``), ascending."""
+    return sorted(int(d.name) for d in task_dir.iterdir() if d.is_dir() and d.name.isdigit())
+
+
 def read_task(task_dir: Path) -> dict:
     """``task_metadata.json`` and the label files of ``task_dir``; errors name the file."""
     meta_path = task_dir / METADATA
@@ -65,9 +70,9 @@ def read_task(task_dir: Path) -> dict:
     if meta.get("embedding_type") not in ("scene", "event"):
         raise ValueError(f"{meta_path}: embedding_type {meta.get('embedding_type')!r}; expected"
                          " 'scene' or 'event'")
-    rates = [d for d in task_dir.iterdir() if d.is_dir() and d.name.isdigit()]
+    rates = audio_rates(task_dir)
     labels = {p.stem: json.loads(p.read_text()) for p in sorted(task_dir.glob("*.json"))
-              if any((rate / p.stem).is_dir() for rate in rates)}
+              if any((task_dir / str(rate) / p.stem).is_dir() for rate in rates)}
     if not labels:
         raise ValueError(f"{task_dir}: no split (a <split>.json with audio in <rate>/<split>/)")
     return {"meta": meta, "labels": labels}
@@ -90,10 +95,11 @@ def generate(task_dir, bank_dir, out_dir, noise_dir=None, seed: int = 0,
     bank = RIRBank(bank_dir)
     audio_in = task_dir / str(bank.fs)
     if not audio_in.is_dir():
-        rates = sorted(p.name for p in task_dir.iterdir() if p.is_dir() and p.name.isdigit())
         raise FileNotFoundError(f"{audio_in}: the task has no audio at the bank's {bank.fs} Hz"
-                                f" (it has {rates}); render the bank at one of those rates")
+                                f" (it has {audio_rates(task_dir)}); render the bank at one of"
+                                " those rates")
     noises = read_kv(Path(noise_dir) / "wav.scp") if noise_dir else {}
+    noise_keys = sorted(noises)
     settings = {"stage": "make_nat_hear", "seed": seed, "snr_range": [lo, hi],
                 "fade_seconds": fade_seconds, "format": bank.format, "fs": bank.fs,
                 "task_metadata sha256": file_digest(task_dir / METADATA),
@@ -112,7 +118,8 @@ def generate(task_dir, bank_dir, out_dir, noise_dir=None, seed: int = 0,
         new_labels = {}
         for name in sorted(labels):
             rendered = _render_file(audio_in / split / name, split_out / name, bank, noises,
-                                    file_rng(seed, split, name), (lo, hi), fade_seconds)
+                                    noise_keys, file_rng(seed, split, name), (lo, hi),
+                                    fade_seconds)
             record["files"][f"{split}/{name}"] = rendered
             new_labels[name] = (shifted_events(labels[name], rendered["delay_ms"]) if event
                                 else labels[name])
@@ -132,11 +139,12 @@ def generate(task_dir, bank_dir, out_dir, noise_dir=None, seed: int = 0,
 
 
 def _render_file(src: Path, wav: Path, bank: RIRBank, noises: Dict[str, str],
-                 rng: np.random.Generator, snr_range, fade_seconds: float) -> dict:
+                 noise_keys: List[str], rng: np.random.Generator, snr_range,
+                 fade_seconds: float) -> dict:
     """Render one file unless it exists; returns its pack, direction, RT60, SNR and delay."""
     pack = int(rng.integers(len(bank)))
-    keys = sorted(noises)
-    noise_key: Optional[str] = keys[int(rng.integers(len(keys)))] if keys else None
+    noise_key: Optional[str] = (noise_keys[int(rng.integers(len(noise_keys)))] if noise_keys
+                                else None)
     snr = float(rng.uniform(*snr_range))
     source_rir, noise_rirs, meta = bank.pack(pack)
     if not wav.exists():

@@ -155,7 +155,7 @@ def test_bad_input_names_the_file(bank, tmp_path):
     task, noise, _ = hear_task(tmp_path)
     (task / str(FS)).rename(task / "16000")
     with pytest.raises(FileNotFoundError, match=r"no audio at the bank's 8000 Hz \(it has"
-                                                r" \['16000'\]\)"):
+                                                r" \[16000\]\)"):
         generate(task, bank, tmp_path / "o", noise)
     (task / "task_metadata.json").unlink()
     done = subprocess.run([sys.executable, "-m", "espnet2_gram.bin.make_nat_hear", "--task_dir",

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+import numpy as np
+
+from espnet2_gram.downstream.regression.metrics import read_utt2target
 from espnet2_gram.utils.fileio import atomic_open
 
 
@@ -115,6 +118,25 @@ def doa_decode_options(run, d: Decode) -> Tuple[List[str], List[str]]:
     return infer, score
 
 
+def reg_train_options(run, exp: Path) -> List[str]:
+    """The output size and the standardisation of the targets, from the training labels."""
+    targets = np.stack(list(read_utt2target(run.dirs["train"] / "utt2target").values()))
+    std = np.where(targets.std(axis=0) > 0, targets.std(axis=0), 1.0)
+    as_list = lambda v: "[" + ",".join(f"{x:.6g}" for x in v) + "]"  # noqa: E731
+    return ["--model_conf", f"output_size={targets.shape[1]}",
+            "--model_conf", f"target_mean={as_list(targets.mean(axis=0))}",
+            "--model_conf", f"target_std={as_list(std)}"]
+
+
+def reg_decode_options(run, d: Decode) -> Tuple[List[str], List[str]]:
+    infer = ["--train_config", str(d.exp / "config.yaml"), "--model_file", d.model_file,
+             "--data_path_and_name_and_type", d.speech, "--device", d.device,
+             "--output_dir", str(d.out)]
+    score = ["--ref", str(d.test / "utt2target"), "--hyp", str(d.out / "utt2target"),
+             "--out_dir", str(d.out)]
+    return infer, score
+
+
 def seld_check(run) -> Optional[str]:
     if run.num_classes is None or run.num_classes < 1:
         got = "" if run.num_classes is None else run.num_classes
@@ -173,4 +195,15 @@ TASKS: Dict[str, DownstreamTask] = {t.name: t for t in (
         headline=("SELD", "SELD score"),
         decode_options=seld_decode_options, train_options=seld_train_options,
         check=seld_check),
+    # a real target per clip (Nat-HEAR's RT60 in seconds): errors in the target's unit
+    DownstreamTask(
+        "reg", "Regression", ("probe",), "utt2target", "target", "text_float",
+        "valid.loss.best.pth", head_conf="model_conf", pooling_conf="model_conf",
+        criterion=("valid", "loss", False),
+        metrics=(Metric("median_ae", "Median abs err", 1, 4, "", True),
+                 Metric("mae", "Mean abs err", 1, 4, "", True),
+                 Metric("rmse", "RMSE", 1, 4, "", True),
+                 Metric("mae_of_mean", "Mean abs err of the mean", 1, 4, "", True)),
+        headline=("median_ae", "Regression median absolute error"),
+        decode_options=reg_decode_options, train_options=reg_train_options),
 )}

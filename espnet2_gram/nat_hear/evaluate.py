@@ -9,7 +9,7 @@ per fold and seed through the downstream runner (``espnet2_gram.downstream.runs`
 the scene embedding, HEAR's grid over learning rate and hidden layers chosen on validation,
 k-fold tasks with fold i tested, fold i+1 validating and the rest training. Classification
 tasks are scored by accuracy and mAP, ``cartesian-regression`` (Nat-HEAR DoA) tasks by the DoA
-metrics.
+metrics, ``regression`` (Nat-HEAR RT60) tasks by absolute errors.
 
 Multichannel models (an ``n_channels`` attribute above 1, as a binaural or FOA GRAM has) get the
 task's audio as it is; mono models get one channel of it: ``first`` (left or W) or ``mean``.
@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from espnet2_gram.downstream.spec import TASKS
 from espnet2_gram.nat_hear.generate import METADATA, audio_rates, read_task
 from espnet2_gram.simulation.geometry import cart_to_sph
 from espnet2_gram.utils.audio import load_audio, to_mono
@@ -33,6 +34,9 @@ from espnet2_gram.utils.fileio import atomic_open, atomic_path, write_kv
 logger = logging.getLogger(__name__)
 
 CHANNEL_POLICIES = ("first", "mean")
+# HEAR prediction type -> the downstream task (espnet2_gram.downstream.spec) that scores it
+TASK_OF_PREDICTION = {"multiclass": "cls", "multilabel": "cls", "cartesian-regression": "doa",
+                      "regression": "reg"}
 HEAR_GRID = ["optim_conf.lr=3.2e-3|1e-3|3.2e-4|1e-4", "head.hidden_sizes=[1024]|[1024,1024]"]
 
 
@@ -47,13 +51,12 @@ def load_hear_module(name: str, model_path: str = ""):
 
 
 def task_kind(meta: dict, meta_path: Path) -> str:
-    """``cls`` or ``doa``, the downstream task that scores a HEAR task."""
-    kind = {"multiclass": "cls", "multilabel": "cls", "cartesian-regression": "doa"}.get(
-        meta.get("prediction_type"))
+    """``cls``, ``doa`` or ``reg``, the downstream task that scores a HEAR task."""
+    kind = TASK_OF_PREDICTION.get(meta.get("prediction_type"))
     if meta.get("embedding_type") != "scene" or kind is None:
         raise ValueError(f"{meta_path}: {meta.get('embedding_type')} task with prediction_type"
                          f" {meta.get('prediction_type')!r}; the evaluation takes scene tasks"
-                         " (multiclass, multilabel, cartesian-regression)")
+                         f" ({', '.join(TASK_OF_PREDICTION)})")
     return kind
 
 
@@ -81,6 +84,8 @@ def label_line(kind: str, labels) -> str:
     if kind == "doa":
         az, el, _ = cart_to_sph(np.asarray(labels, dtype=np.float64))
         return f"{float(az):.3f} {float(el):.3f} 1.000"
+    if kind == "reg":
+        return " ".join(f"{float(v):.6g}" for v in labels)
     return " ".join(str(label).replace(" ", "_") for label in labels)
 
 
@@ -125,8 +130,7 @@ def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str
                         writer(name, e[None, :])
                         dim = int(e.shape[-1])
             scp.write_text(scp.read_text().replace(str(ark), str(d / "feats.ark")))
-        label_file = "utt2doa" if kind == "doa" else "utt2label"
-        write_kv(d / label_file, {n: label_line(kind, labels[n]) for n in names})
+        write_kv(d / TASKS[kind].label_file, {n: label_line(kind, labels[n]) for n in names})
         with atomic_open(done) as f:
             json.dump({"dim": dim, "request": request, "kind": kind}, f, indent=1)
         logger.info("%s: %d embeddings (%d-dim, %s)", d, len(names), dim, module_name)
@@ -162,7 +166,7 @@ def fold_data_dir(split_dirs: Dict[str, Path], splits: Sequence[str], out: Path)
     if len(splits) == 1:
         return split_dirs[splits[0]]
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("feats.scp", "utt2label", "utt2doa", "embeddings.json"):
+    for name in ("feats.scp", "embeddings.json", *(t.label_file for t in TASKS.values())):
         parts = [split_dirs[s] / name for s in splits if (split_dirs[s] / name).is_file()]
         if parts:
             text = (parts[0].read_text() if name.endswith(".json")

@@ -1,4 +1,5 @@
-"""Shared parts of the localisation tasks (DoA, SELD): the encoder choices and ESPnet plumbing.
+"""Shared parts of the localisation and regression tasks (DoA, SELD, RT60 regression): the
+encoder choices and ESPnet plumbing.
 
 ``encoder: gram`` takes audio (``speech`` as ``sound``, ``--input_size`` = channels) through a
 packed GRAM model (``encoder_conf: {model_path, freeze_steps, random_init, layer, ...}``,
@@ -31,7 +32,7 @@ encoder_choices = ClassChoices(
 
 
 class DownstreamTask(PaddedBatches, AbsTask):
-    """Base of ``DOATask`` and ``SELDTask``; subclasses give the data names and the model."""
+    """Base of ``DOATask``, ``SELDTask`` and ``RegressionTask``; subclasses give the data names and the model."""
 
     num_optimizers: int = 1
     trainer = Trainer

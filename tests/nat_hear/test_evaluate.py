@@ -1,6 +1,6 @@
 """Any HEAR module on HEAR-layout tasks: a packed GRAM (``espnet2_gram.hear``) and another
 module (``hear_logmel``, written for the tests) evaluated end to end on a Nat-HEAR task made
-here and its DoA task, into one report; folds, channel policies and bad input."""
+here and its DoA and RT60 tasks, into one report; folds, channel policies and bad input."""
 
 import json
 import os
@@ -46,12 +46,14 @@ def tone_task(root):
 def probe_configs(root):
     cls = yaml.safe_load(open("conf/demo/cls_probe.yaml"))
     doa = yaml.safe_load(open("conf/demo/doa_probe.yaml"))
+    reg = yaml.safe_load(open("conf/demo/reg_probe.yaml"))
     cls.update(max_epoch=30, batch_size=8, encoder_conf={**cls["encoder_conf"],
                                                            "hidden_sizes": [32]})
     doa.update(max_epoch=5, batch_size=8, model_conf={**doa["model_conf"], "hidden_sizes": [32],
                                                       "pooling": "mean"})
+    reg.update(max_epoch=5, batch_size=8, model_conf={**reg["model_conf"], "hidden_sizes": [32]})
     paths = {}
-    for kind, conf in (("cls", cls), ("doa", doa)):
+    for kind, conf in (("cls", cls), ("doa", doa), ("reg", reg)):
         paths[kind] = str(root / f"{kind}.yaml")
         (root / f"{kind}.yaml").write_text(yaml.safe_dump(conf))
     return paths
@@ -69,21 +71,26 @@ def nat_task(tmp_path_factory):
                                          ism_order=1, max_rir_seconds=0.1))
     merge_bank(bank)
     generate(tone_task(root / "clean"), bank, root / "toy", seed=0)
-    (doa,) = write_spatial_tasks(root / "toy", ["doa"])
-    return root, root / "toy", doa
+    doa, rt60 = write_spatial_tasks(root / "toy", ["doa", "rt60"])
+    return root, root / "toy", doa, rt60
 
 
 def test_two_modules_into_one_report(nat_task, packed):
-    root, task, doa = nat_task
+    root, task, doa, rt60 = nat_task
     configs = probe_configs(root)
     out = root / "eval"
-    evaluate([task, doa], "hear_logmel", "", "naive", out, seeds=[0, 1], grid=[],
+    evaluate([task, doa, rt60], "hear_logmel", "", "naive", out, seeds=[0, 1], grid=[],
              configs=configs)
-    report = evaluate([task, doa], "espnet2_gram.hear", str(packed), "tinygram", out,
+    report = evaluate([task, doa, rt60], "espnet2_gram.hear", str(packed), "tinygram", out,
                       seeds=[0, 1], grid=[], configs=configs).read_text()
     assert "## Classification: toy" in report and "## DoA: toy-doa" in report
+    assert "## Regression: toy-rt60" in report
+    measured = {n: r["rt60"] for n, r in json.loads((task / "nat_hear.json").read_text())["files"]
+                .items() if n.startswith("test/")}
+    ref = (out / "emb" / "naive" / "toy-rt60" / "test" / "utt2target").read_text().split()
+    assert sorted(map(float, ref[1::2])) == pytest.approx(sorted(measured.values()), abs=1e-5)
     rows = [line for line in report.splitlines() if line.startswith("|binaural|")]
-    assert sorted(r.split("|")[2] for r in rows) == ["naive", "naive", "tinygram", "tinygram"]
+    assert sorted(r.split("|")[2] for r in rows) == ["naive"] * 3 + ["tinygram"] * 3
     scores = json.loads(next((out / "exp").glob("cls_toy_naive_seed0/decode_*/scores.json"))
                         .read_text())
     assert scores["metrics"]["accuracy"] >= 2 / 3  # chance 1 / 3: the probe learns the tones
@@ -99,7 +106,7 @@ def test_two_modules_into_one_report(nat_task, packed):
 
 
 def test_the_naive_baseline_embeds_a_task_at_another_rate(nat_task, tmp_path):
-    _, task, _ = nat_task
+    _, task, _, _ = nat_task
     dirs = embed_task(task, "espnet2_gram.nat_hear.naive", "", tmp_path / "emb")
     emb = json.loads((dirs["test"] / "embeddings.json").read_text())
     assert emb["dim"] == 4096 and emb["request"]["audio"] == str(FS)  # 8 kHz, resampled

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from espnet2_gram.downstream.spec import TASKS
-from espnet2_gram.nat_hear.generate import METADATA, audio_rates, read_task
+from espnet2_gram.nat_hear.generate import METADATA, audio_rates, load_task_audio, read_task
 from espnet2_gram.simulation.geometry import cart_to_sph
-from espnet2_gram.utils.audio import load_audio, to_mono
+from espnet2_gram.utils.audio import to_mono
 from espnet2_gram.utils.fileio import atomic_open, atomic_path, write_kv
 
 logger = logging.getLogger(__name__)
@@ -41,13 +41,65 @@ HEAR_GRID = ["optim_conf.lr=3.2e-3|1e-3|3.2e-4|1e-4", "head.hidden_sizes=[1024]|
 
 
 def load_hear_module(name: str, model_path: str = ""):
-    """``(module, model)`` of a HEAR module; a module without the API is an error naming it."""
+    """``(module, model)`` of a HEAR module, checked by :func:`check_hear_api`."""
     module = importlib.import_module(name)
     missing = [f for f in ("load_model", "get_scene_embeddings") if not hasattr(module, f)]
     if missing:
         raise ValueError(f"--module {name}: not a HEAR module (no {', '.join(missing)})")
     model = module.load_model(model_path) if model_path else module.load_model()
+    check_hear_api(name, module, model)
     return module, model
+
+
+def check_hear_api(name: str, module, model, seconds: float = 1.0) -> None:
+    """What the evaluation relies on, on two clips of quiet noise: an integer ``sample_rate``;
+    scene embeddings as a float32 tensor (2, D), finite, D = ``scene_embedding_size`` where
+    the model gives one; and, where the module has ``get_timestamp_embeddings``, embeddings
+    (2, T, D') with timestamps (2, T) in milliseconds, ascending, inside the clip. Else a
+    ``ValueError`` naming the module and what it returned."""
+    rate = getattr(model, "sample_rate", None)
+    if not isinstance(rate, (int, np.integer)) or rate <= 0:
+        raise ValueError(f"--module {name}: the model's sample_rate is {rate!r}, expected a"
+                         " positive integer (Hz)")
+    n = int(seconds * rate)
+    noise = np.random.default_rng(0).normal(0.0, 0.01, (2, n)).astype(np.float32)
+    audio = torch.from_numpy(np.stack([channel_input(x, model, "first") for x in noise]))
+    with torch.no_grad():
+        scene = module.get_scene_embeddings(audio, model)
+    problem = _tensor_problem(scene, 2, (2,))
+    size = getattr(model, "scene_embedding_size", None)
+    if not problem and size is not None and scene.shape[1] != size:
+        problem = f"width {scene.shape[1]}, but scene_embedding_size is {size}"
+    if problem:
+        raise ValueError(f"--module {name}: get_scene_embeddings {problem}")
+    if not hasattr(module, "get_timestamp_embeddings"):
+        return
+    with torch.no_grad():
+        emb, stamps = module.get_timestamp_embeddings(audio, model)
+    problem = _tensor_problem(emb, 3, (2,)) or _tensor_problem(stamps, 2, tuple(emb.shape[:2]))
+    if not problem:
+        duration_ms = 1000.0 * n / rate
+        diffs = torch.diff(stamps.double(), dim=1)
+        if stamps.shape[1] > 1 and float(stamps.max()) < 0.25 * duration_ms:
+            problem = (f"timestamps end at {float(stamps.max()):g} for a {duration_ms:g}-ms"
+                       " clip: expected milliseconds")
+        elif (diffs <= 0).any() or float(stamps.min()) < 0 or float(stamps.max()) > duration_ms:
+            problem = f"timestamps not ascending inside [0, {duration_ms:g}] ms"
+    if problem:
+        raise ValueError(f"--module {name}: get_timestamp_embeddings {problem}")
+
+
+def _tensor_problem(x, ndim: int, leading: tuple) -> Optional[str]:
+    """Why ``x`` is not a finite float32 tensor of ``ndim`` axes starting with ``leading``."""
+    if not isinstance(x, torch.Tensor):
+        return f"returned {type(x).__name__}, expected a torch.Tensor"
+    if x.dtype != torch.float32:
+        return f"returned {x.dtype}, expected torch.float32"
+    if x.ndim != ndim or tuple(x.shape[:len(leading)]) != leading:
+        return f"returned shape {tuple(x.shape)}, expected {ndim} axes starting {leading}"
+    if not torch.isfinite(x).all():
+        return "returned non-finite values"
+    return None
 
 
 def task_kind(meta: dict, meta_path: Path) -> str:
@@ -151,8 +203,7 @@ def audio_folder(task_dir: Path, rate: int) -> Path:
 
 def _embed(module, model, folder: Path, names: Sequence[str], policy: str,
            rate: int) -> np.ndarray:
-    clips = [channel_input(load_audio(folder / n, fs=rate).samples, model, policy)
-             for n in names]
+    clips = [channel_input(load_task_audio(folder / n, rate), model, policy) for n in names]
     length = max(c.shape[-1] for c in clips)
     batch = np.stack([np.pad(c, [(0, 0)] * (c.ndim - 1) + [(0, length - c.shape[-1])])
                       for c in clips])

@@ -29,7 +29,8 @@ import numpy as np
 from espnet2_gram.simulation.geometry import sph_to_cart
 from espnet2_gram.simulation.mixing import limit_peak, mix_scene
 from espnet2_gram.simulation.rir_bank import META, RIRBank
-from espnet2_gram.utils.audio import AudioError, load_audio, problem_of, write_audio
+from espnet2_gram.utils.audio import (AudioError, load_audio, problem_of, to_mono,
+                                      write_audio)
 from espnet2_gram.utils.fileio import atomic_open, read_kv, remove_stale_temps
 from espnet2_gram.utils.provenance import file_digest, prepare_outputs
 
@@ -75,7 +76,36 @@ def read_task(task_dir: Path) -> dict:
               if any((task_dir / str(rate) / p.stem).is_dir() for rate in rates)}
     if not labels:
         raise ValueError(f"{task_dir}: no split (a <split>.json with audio in <rate>/<split>/)")
+    for split, split_labels in labels.items():
+        for rate in rates:
+            check_split_files(task_dir / f"{split}.json", split_labels,
+                              task_dir / str(rate) / split)
     return {"meta": meta, "labels": labels}
+
+
+def check_split_files(label_file: Path, labels: dict, folder: Path) -> None:
+    """The label file names exactly the audio files of ``folder``; else an error naming both
+    and the first names that differ."""
+    if not folder.is_dir():
+        return
+    files = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+    for what, names in (("without audio in", set(labels) - files),
+                        ("not in the label file, in", files - set(labels))):
+        if names:
+            shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+            raise ValueError(f"{label_file}: {len(names)} file(s) {what} {folder} ({shown});"
+                             " the splits do not match the audio files")
+
+
+def load_task_audio(path: Path, fs: int) -> np.ndarray:
+    """A task's audio file at ``fs`` Hz (resampled when it lies in another rate's folder); a
+    file whose own rate is not its folder's (``<rate>/<split>/<file>``) is an error."""
+    folder_rate = int(path.parent.parent.name)
+    audio = load_audio(path, fs=fs)
+    own = audio.resampled_from or audio.fs
+    if own != folder_rate:
+        raise AudioError(f"{path}: {own} Hz audio in the {folder_rate}-Hz folder")
+    return audio.samples
 
 
 def shifted_events(events: Sequence[dict], delay_ms: float) -> list:
@@ -148,7 +178,7 @@ def _render_file(src: Path, wav: Path, bank: RIRBank, noises: Dict[str, str],
     snr = float(rng.uniform(*snr_range))
     source_rir, noise_rirs, meta = bank.pack(pack)
     if not wav.exists():
-        source = load_audio(src, fs=bank.fs, mono_policy="first").samples
+        source = to_mono(load_task_audio(src, bank.fs), "first")
         if problem_of(source):
             raise AudioError(f"{src}: {problem_of(source)} audio")
         noise = load_audio(noises[noise_key], fs=bank.fs, mono_policy="first").samples \

@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 import yaml
 
 from espnet2_gram.nat_hear.evaluate import (channel_input, embed_task, evaluate, folds,
@@ -148,3 +150,51 @@ def test_bad_input(tmp_path):
                           env={**os.environ, "PYTHONPATH": "tests"})
     assert done.returncode == 1
     assert f"{tmp_path / 'task_metadata.json'}: missing" in done.stderr
+
+
+class Model:
+    sample_rate = 8000
+    scene_embedding_size = 4
+
+
+def hear_module(scene=None, stamps=None, rate=8000):
+    """A module with the HEAR API whose outputs the arguments spoil."""
+    module = types.ModuleType("broken_hear")
+    model = Model()
+    model.sample_rate = rate
+
+    def get_scene_embeddings(audio, model):
+        return scene(audio) if scene else torch.zeros(len(audio), 4)
+
+    def get_timestamp_embeddings(audio, model):
+        n = audio.shape[-1] * 1000.0 / 8000  # clip length, ms
+        t = torch.linspace(25.0, n - 25.0, 10).repeat(len(audio), 1)
+        return torch.zeros(len(audio), 10, 4), stamps(t) if stamps else t
+
+    module.load_model = lambda path="": model
+    module.get_scene_embeddings = get_scene_embeddings
+    module.get_timestamp_embeddings = get_timestamp_embeddings
+    return module
+
+
+@pytest.mark.parametrize("spoil, message", [
+    ({}, None),
+    ({"rate": None}, "sample_rate is None, expected a positive integer"),
+    ({"scene": lambda a: np.zeros((len(a), 4))}, "returned ndarray, expected a torch.Tensor"),
+    ({"scene": lambda a: torch.zeros(len(a), 4, dtype=torch.float64)},
+     "returned torch.float64, expected torch.float32"),
+    ({"scene": lambda a: torch.zeros(len(a), 5)}, "width 5, but scene_embedding_size is 4"),
+    ({"scene": lambda a: torch.zeros(len(a), 1, 4)}, "shape \\(2, 1, 4\\), expected 2 axes"),
+    ({"scene": lambda a: torch.full((len(a), 4), float("nan"))}, "non-finite"),
+    ({"stamps": lambda t: t / 1000.0}, "timestamps end at 0.975 for a 1000-ms clip: expected"
+                                       " milliseconds"),
+    ({"stamps": lambda t: t.flip(1)}, "timestamps not ascending"),
+    ({"stamps": lambda t: t.double()}, "get_timestamp_embeddings returned torch.float64"),
+])
+def test_a_module_that_breaks_the_hear_api_is_named(monkeypatch, spoil, message):
+    monkeypatch.setitem(sys.modules, "broken_hear", hear_module(**spoil))
+    if message is None:
+        load_hear_module("broken_hear")
+        return
+    with pytest.raises(ValueError, match=f"--module broken_hear: .*{message}"):
+        load_hear_module("broken_hear")

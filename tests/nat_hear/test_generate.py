@@ -164,3 +164,23 @@ def test_bad_input_names_the_file(bank, tmp_path):
     assert done.returncode == 1
     assert f"{task / 'task_metadata.json'}: missing (expected a task in HEAR's layout)" \
         in done.stderr
+
+
+def test_splits_that_do_not_match_the_audio_are_refused(bank, tmp_path):
+    task, noise, _ = hear_task(tmp_path)
+    (task / str(FS) / "train" / "train1.wav").unlink()
+    with pytest.raises(ValueError, match=rf"{task / 'train.json'}: 1 file\(s\) without audio in"
+                                         rf" {task / str(FS) / 'train'} \(train1.wav\)"):
+        generate(task, bank, tmp_path / "o", noise)
+    sf.write(task / str(FS) / "train" / "train1.wav", np.zeros(FS // 2, "float32"), FS)
+    sf.write(task / str(FS) / "test" / "stray.wav", np.zeros(FS // 2, "float32"), FS)
+    with pytest.raises(ValueError, match=r"test.json: 1 file\(s\) not in the label file"):
+        generate(task, bank, tmp_path / "o", noise)
+
+
+def test_audio_at_another_rate_than_its_folder_is_refused(bank, tmp_path):
+    task, noise, _ = hear_task(tmp_path)
+    wrong = task / str(FS) / "test" / "test2.wav"
+    sf.write(wrong, np.zeros(2 * FS, "float32"), 2 * FS)
+    with pytest.raises(ValueError, match=rf"{wrong}: 16000 Hz audio in the 8000-Hz folder"):
+        generate(task, bank, tmp_path / "o", noise)

@@ -141,52 +141,72 @@ def label_line(kind: str, labels) -> str:
     return " ".join(str(label).replace(" ", "_") for label in labels)
 
 
-def _request(task_dir: Path, module: str, model_path: str, policy: str) -> dict:
-    digest = hashlib.sha256()
-    for path in sorted(task_dir.glob("*.json")):
-        digest.update(path.read_bytes())
-    return {"module": module, "model_path": str(model_path), "channels": policy,
-            "task labels sha256": digest.hexdigest()}
+def condition(meta: dict) -> str:
+    """``clean`` for a HEAR task, else the format its Nat-HEAR version was rendered in."""
+    return meta["nat_hear"]["format"] if "nat_hear" in meta else "clean"
 
 
 def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str = "first",
                batch_size: int = 16, loaded=None) -> Dict[str, Path]:
     """Scene embeddings of every split of ``task_dir`` as data dirs ``out_dir/<split>``
-    (``feats.scp`` of (1, D) matrices, labels, ``embeddings.json``); returns split -> dir."""
-    import kaldiio
+    (``feats.scp`` of (1, D) matrices, labels, ``embeddings.json``); returns split -> dir.
 
+    The embeddings are computed once per model and audio folder, in
+    ``out_dir/../_audio/<digest of the folder>/<split>`` (the spatial tasks share their scene
+    task's audio), and again only when the module, weights, channel policy or files change."""
     task_dir, out_dir = Path(task_dir), Path(out_dir)
     task = read_task(task_dir)
     kind = task_kind(task["meta"], task_dir / METADATA)
     module, model = loaded or load_hear_module(module_name, model_path)
-    request = _request(task_dir, module_name, model_path, policy)
     rate = int(model.sample_rate)
     audio_dir = audio_folder(task_dir, rate)
-    request["audio"] = audio_dir.name
     dirs = {}
     for split, labels in task["labels"].items():
+        names = sorted(labels)
+        ark, dim, request = embed_audio(audio_dir / split, names, module_name, model_path,
+                                        (module, model), policy, batch_size, out_dir.parent)
         d = out_dir / split
         dirs[split] = d
-        done = d / "embeddings.json"
-        if done.is_file() and json.loads(done.read_text()).get("request") == request:
-            continue
         d.mkdir(parents=True, exist_ok=True)
-        done.unlink(missing_ok=True)
-        names = sorted(labels)
-        with atomic_path(d / "feats.ark") as ark, atomic_path(d / "feats.scp") as scp:
-            with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
-                for start in range(0, len(names), batch_size):
-                    group = names[start:start + batch_size]
-                    for name, e in zip(group, _embed(module, model, audio_dir / split, group,
-                                                     policy, rate)):
-                        writer(name, e[None, :])
-                        dim = int(e.shape[-1])
-            scp.write_text(scp.read_text().replace(str(ark), str(d / "feats.ark")))
+        with atomic_open(d / "feats.scp") as f:
+            f.write((ark / "feats.scp").read_text())
         write_kv(d / TASKS[kind].label_file, {n: label_line(kind, labels[n]) for n in names})
-        with atomic_open(done) as f:
+        with atomic_open(d / "embeddings.json") as f:
             json.dump({"dim": dim, "request": request, "kind": kind}, f, indent=1)
-        logger.info("%s: %d embeddings (%d-dim, %s)", d, len(names), dim, module_name)
     return dirs
+
+
+def embed_audio(folder: Path, names: Sequence[str], module_name: str, model_path: str,
+                loaded, policy: str, batch_size: int, cache_root: Path) -> Tuple[Path, int, dict]:
+    """``(dir, dim, request)``: the scene embeddings of ``folder/<names>`` in ``dir/feats.scp``
+    (and ``.ark``), reused while the request (module, weights, policy, files) is unchanged."""
+    import kaldiio
+
+    module, model = loaded
+    real = folder.resolve()
+    files = hashlib.sha256("".join(f"{n} {(real / n).stat().st_size}\n" for n in names)
+                           .encode()).hexdigest()
+    request = {"module": module_name, "model_path": str(model_path), "channels": policy,
+               "audio": str(real), "files sha256": files}
+    d = cache_root / "_audio" / hashlib.sha256(str(real).encode()).hexdigest()[:16]
+    done = d / "embeddings.json"
+    if done.is_file() and json.loads(done.read_text())["request"] == request:
+        return d, json.loads(done.read_text())["dim"], request
+    d.mkdir(parents=True, exist_ok=True)
+    done.unlink(missing_ok=True)
+    rate = int(model.sample_rate)
+    with atomic_path(d / "feats.ark") as ark, atomic_path(d / "feats.scp") as scp:
+        with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
+            for start in range(0, len(names), batch_size):
+                group = names[start:start + batch_size]
+                for name, e in zip(group, _embed(module, model, real, group, policy, rate)):
+                    writer(name, e[None, :])
+                    dim = int(e.shape[-1])
+        scp.write_text(scp.read_text().replace(str(ark), str(d / "feats.ark")))
+    with atomic_open(done) as f:
+        json.dump({"dim": dim, "request": request}, f, indent=1)
+    logger.info("%s: %d embeddings (%d-dim, %s) -> %s", folder, len(names), dim, module_name, d)
+    return d, dim, request
 
 
 def audio_folder(task_dir: Path, rate: int) -> Path:
@@ -235,18 +255,20 @@ def task_runs(task_dir: Path, split_dirs: Dict[str, Path], model_name: str, out_
     meta = json.loads((task_dir / METADATA).read_text())
     kind = task_kind(meta, task_dir / METADATA)
     name = meta.get("task_name", task_dir.name)
-    fmt = meta.get("nat_hear", {}).get("format", "mono")
+    cond = condition(meta)
+    fmt = "mono" if cond == "clean" else cond
     runs = []
     for fold, parts in folds(list(split_dirs)):
         tag = "" if fold is None else f"_fold{fold}"
-        dirs = {role: fold_data_dir(split_dirs, splits, out_root / "folds" / model_name / name
-                                    / f"{role}{tag}") for role, splits in parts.items()}
+        dirs = {role: fold_data_dir(split_dirs, splits, out_root / "folds" / model_name / cond
+                                    / name / f"{role}{tag}") for role, splits in parts.items()}
         for seed in seeds:
             runs.append(Run(
                 task=kind, mode="probe", model=model_name, format=fmt, dataset=name,
                 train_dir=str(dirs["train"]), valid_dir=str(dirs["valid"]),
                 test_dir=str(dirs["test"]), task_config=configs[kind],
-                exp_dir=str(out_root / "exp" / f"{kind}_{name}_{model_name}{tag}_seed{seed}"),
+                exp_dir=str(out_root / "exp"
+                            / f"{kind}_{name}_{cond}_{model_name}{tag}_seed{seed}"),
                 seed=seed, fold=fold, grid=list(grid),
                 multilabel=meta.get("prediction_type") == "multilabel"))
     return runs
@@ -268,9 +290,11 @@ def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name:
     out_root = Path(out_root)
     loaded = load_hear_module(module_name, model_path)
     for task_dir in map(Path, task_dirs):
+        meta = read_task(task_dir)["meta"]
         split_dirs = embed_task(task_dir, module_name, model_path,
-                                out_root / "emb" / model_name / task_dir.name, policy,
-                                batch_size, loaded)
+                                out_root / "emb" / model_name / condition(meta)
+                                / meta.get("task_name", task_dir.name), policy, batch_size,
+                                loaded)
         for run in task_runs(task_dir, split_dirs, model_name, out_root, seeds, grid, configs):
             execute(run)
     return write_report(out_root / "exp")

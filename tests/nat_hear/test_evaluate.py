@@ -89,18 +89,23 @@ def test_two_modules_into_one_report(nat_task, packed):
     assert "## Regression: toy-rt60" in report
     measured = {n: r["rt60"] for n, r in json.loads((task / "nat_hear.json").read_text())["files"]
                 .items() if n.startswith("test/")}
-    ref = (out / "emb" / "naive" / "toy-rt60" / "test" / "utt2target").read_text().split()
+    ref = (out / "emb" / "naive" / "binaural" / "toy-rt60" / "test" / "utt2target").read_text(
+    ).split()
     assert sorted(map(float, ref[1::2])) == pytest.approx(sorted(measured.values()), abs=1e-5)
     rows = [line for line in report.splitlines() if line.startswith("|binaural|")]
     assert sorted(r.split("|")[2] for r in rows) == ["naive"] * 3 + ["tinygram"] * 3
-    scores = json.loads(next((out / "exp").glob("cls_toy_naive_seed0/decode_*/scores.json"))
+    scores = json.loads(next((out / "exp").glob("cls_toy_binaural_naive_seed0/decode_*/scores.json"))
                         .read_text())
     assert scores["metrics"]["accuracy"] >= 2 / 3  # chance 1 / 3: the probe learns the tones
     assert (scores["format"], scores["dataset"]) == ("binaural", "toy")
-    emb = json.loads((out / "emb" / "tinygram" / "toy" / "train" / "embeddings.json")
-                     .read_text())
+    emb_dir = out / "emb" / "tinygram" / "binaural"
+    emb = json.loads((emb_dir / "toy" / "train" / "embeddings.json").read_text())
     assert emb["request"]["module"] == "espnet2_gram.hear" and emb["dim"] > 0
-    ark = out / "emb" / "tinygram" / "toy" / "train" / "feats.ark"
+    # the three tasks share their audio, so one set of embeddings serves them all
+    scps = {(emb_dir / t / "train" / "feats.scp").read_text() for t in ("toy", "toy-doa",
+                                                                      "toy-rt60")}
+    assert len(scps) == 1 and len(list((emb_dir / "_audio").iterdir())) == 3  # 3 splits
+    ark = next((emb_dir / "_audio").glob("*/feats.ark"))
     stamp = ark.stat().st_mtime_ns
     evaluate([task], "espnet2_gram.hear", str(packed), "tinygram", out, seeds=[0], grid=[],
              configs=configs)  # cached embeddings, scored runs skipped
@@ -111,7 +116,7 @@ def test_the_naive_baseline_embeds_a_task_at_another_rate(nat_task, tmp_path):
     _, task, _, _ = nat_task
     dirs = embed_task(task, "espnet2_gram.nat_hear.naive", "", tmp_path / "emb")
     emb = json.loads((dirs["test"] / "embeddings.json").read_text())
-    assert emb["dim"] == 4096 and emb["request"]["audio"] == str(FS)  # 8 kHz, resampled
+    assert emb["dim"] == 4096 and emb["request"]["audio"].endswith(f"toy/{FS}/test")
     assert len((dirs["test"] / "feats.scp").read_text().splitlines()) == 9
 
 

@@ -278,9 +278,11 @@ def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name:
              seeds: Sequence[int] = (0, 1, 2), policy: str = "first",
              grid: Sequence[str] = tuple(HEAR_GRID), configs: Dict[str, str] = None,
              batch_size: int = 16) -> Path:
-    """Embed, train and score every task for one HEAR module; returns RESULTS.md of all the
-    runs under ``out_root/exp`` (other modules' runs included)."""
+    """Embed, train and score every task for one HEAR module; writes the HEAR / Nat-HEAR table
+    (``out_root/NAT_HEAR.md``, :mod:`espnet2_gram.nat_hear.table`) and returns RESULTS.md of
+    all the runs under ``out_root/exp`` (other modules' runs included)."""
     from espnet2_gram.downstream.runs import execute
+    from espnet2_gram.nat_hear.table import record_task, write_table
     from espnet2_gram.report.tables import write_report
 
     if policy not in CHANNEL_POLICIES:
@@ -291,10 +293,13 @@ def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name:
     loaded = load_hear_module(module_name, model_path)
     for task_dir in map(Path, task_dirs):
         meta = read_task(task_dir)["meta"]
+        task_kind(meta, task_dir / METADATA)
+        record_task(out_root, meta.get("task_name", task_dir.name), meta["prediction_type"])
         split_dirs = embed_task(task_dir, module_name, model_path,
                                 out_root / "emb" / model_name / condition(meta)
                                 / meta.get("task_name", task_dir.name), policy, batch_size,
                                 loaded)
         for run in task_runs(task_dir, split_dirs, model_name, out_root, seeds, grid, configs):
             execute(run)
+    write_table(out_root)
     return write_report(out_root / "exp")

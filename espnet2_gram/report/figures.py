@@ -14,7 +14,7 @@ ELEVATION_RANGE = (-90.0, 90.0)
 BIN_DEG = 30.0
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,10 +23,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def read_doa_errors(path) -> Dict[str, np.ndarray]:
@@ -98,7 +98,7 @@ def doa_confusions(errors: Dict[str, np.ndarray]) -> Tuple[np.ndarray, np.ndarra
 
 def plot_doa_confusion(errors: Dict[str, np.ndarray], path: Path, title: str) -> None:
     """Azimuth and elevation confusion matrices (30-degree bins), side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
     for ax, matrix, (lo, hi), name, step in zip(
             axes, doa_confusions(errors), (AZIMUTH_RANGE, ELEVATION_RANGE),
@@ -115,7 +115,7 @@ def plot_doa_confusion(errors: Dict[str, np.ndarray], path: Path, title: str) ->
         fig.colorbar(mesh, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(f"{title} (row-normalised)")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_doa_boxplot(groups: Sequence[Tuple[str, Sequence[Tuple[str, np.ndarray]]]],
@@ -124,7 +124,7 @@ def plot_doa_boxplot(groups: Sequence[Tuple[str, Sequence[Tuple[str, np.ndarray]
 
     Boxes share a colour per legend label across the format groups.
     """
-    plt = _pyplot()
+    plt = pyplot()
     labels: List[str] = []
     for _, boxes in groups:
         labels += [label for label, _ in boxes if label not in labels]
@@ -148,12 +148,12 @@ def plot_doa_boxplot(groups: Sequence[Tuple[str, Sequence[Tuple[str, np.ndarray]
     handles = [plt.Rectangle((0, 0), 1, 1, facecolor=colours[lb], alpha=0.7) for lb in labels]
     ax.legend(handles, labels, fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_cls_confusion(counts, labels: Sequence[str], path: Path, title: str) -> None:
     """Row-normalised class confusion matrix with class names on both axes."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = row_normalise(counts)
     k = len(labels)
     side = float(np.clip(2.5 + 0.22 * k, 4.5, 16.0))
@@ -171,14 +171,14 @@ def plot_cls_confusion(counts, labels: Sequence[str], path: Path, title: str) ->
     ax.set_title(f"{title} (row-normalised)")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_against_steps(series: Sequence[Tuple[str, Sequence[Tuple[int, np.ndarray]]]],
                        path: Path, title: str, ylabel: str) -> None:
     """One line per series through (steps, mean over seeds), with the standard deviation
     (ddof=1, where several seeds) as error bars and each seed as a dot."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     for label, points in series:
         steps = np.array([x for x, _ in points], dtype=float)
@@ -194,4 +194,4 @@ def plot_against_steps(series: Sequence[Tuple[str, Sequence[Tuple[int, np.ndarra
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

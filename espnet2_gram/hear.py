@@ -315,13 +315,15 @@ class GRAMHearModel(nn.Module):
 def load_model(model_file_path: str = "", layer: Optional[int] = None,
                scene_strategy: str = "mean", passes: Optional[int] = None,
                max_chunks_per_pass: int = 32, device: str = "cpu",
-               compat: Optional[str] = None) -> GRAMHearModel:
+               compat: Optional[str] = None, random_init: bool = False,
+               seed: int = 0) -> GRAMHearModel:
     """A packed GRAM model (directory, ESPnet ``.zip`` or training directory, see
     :func:`espnet2_gram.pretrained.packing.load_gram`) as a HEAR model, in eval mode.
 
     ``compat``: ``"ours"`` or ``"authors"`` (see :class:`GRAMHearModel`); ``None`` takes
     ``hear_conf.compat`` of the model's configuration, else ``"ours"``.  ``"authors"`` needs
-    ``hear_conf.authors_log_offset``, which the GRAM-T converter writes.
+    ``hear_conf.authors_log_offset``, which the GRAM-T converter writes. ``random_init``: the
+    same architecture with its initial weights drawn with ``seed`` (the "random init" baseline).
     """
     from espnet2_gram.pretrained.packing import load_gram, model_sources
 
@@ -345,7 +347,9 @@ def load_model(model_file_path: str = "", layer: Optional[int] = None,
     if offset is not None and not (isinstance(offset, (int, float)) and offset > 0):
         raise ValueError(f"{label}: hear_conf.authors_log_offset must be a positive number,"
                          f" got {offset!r}")
-    gram = load_gram(model_file_path, device=device)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        gram = load_gram(model_file_path, device=device, random_init=random_init)
     return GRAMHearModel(gram, layer=layer, scene_strategy=scene_strategy, passes=passes,
                          max_chunks_per_pass=max_chunks_per_pass, compat=mode,
                          authors_log_offset=offset)

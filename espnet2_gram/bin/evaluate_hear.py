@@ -11,6 +11,7 @@ model evaluated into the same ``--out_dir``. See ``espnet2_gram.nat_hear.evaluat
 """
 
 import argparse
+import json
 import re
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
@@ -24,6 +25,9 @@ def main(argv=None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--module", required=True, help="HEAR module, e.g. espnet2_gram.hear")
     p.add_argument("--model_path", default="", help="its weights (load_model's argument)")
+    p.add_argument("--model_options", type=json.loads, default={},
+                   help="JSON keywords of load_model (hear-eval-kit's --model-options), e.g."
+                        " '{\"random_init\": true}' for espnet2_gram.hear")
     p.add_argument("--model_name", required=True, help="the model's name in the report")
     p.add_argument("--task_dir", action="append", required=True, help="repeatable")
     p.add_argument("--out_dir", required=True)
@@ -42,7 +46,8 @@ def main(argv=None) -> None:
     setup_logging()
     evaluate(args.task_dir, args.module, args.model_path, args.model_name, args.out_dir,
              args.seeds, args.channels, HEAR_GRID if args.grid == "hear" else [],
-             {"cls": args.cls_config, "doa": args.doa_config, "reg": args.reg_config}, args.batch_size)
+             {"cls": args.cls_config, "doa": args.doa_config, "reg": args.reg_config},
+             args.batch_size, args.model_options)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from espnet2_gram.nat_hear.generate import METADATA, audio_rates, load_task_audi
 from espnet2_gram.simulation.geometry import cart_to_sph
 from espnet2_gram.utils.audio import to_mono
 from espnet2_gram.utils.fileio import atomic_open, atomic_path, write_kv
+from espnet2_gram.utils.provenance import file_digest
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +41,21 @@ TASK_OF_PREDICTION = {"multiclass": "cls", "multilabel": "cls", "cartesian-regre
 HEAR_GRID = ["optim_conf.lr=3.2e-3|1e-3|3.2e-4|1e-4", "head.hidden_sizes=[1024]|[1024,1024]"]
 
 
-def load_hear_module(name: str, model_path: str = ""):
-    """``(module, model)`` of a HEAR module, checked by :func:`check_hear_api`."""
+def load_hear_module(name: str, model_path: str = "", options: Optional[dict] = None):
+    """``(module, model)`` of a HEAR module, its ``load_model`` given ``options`` as keywords
+    (hear-eval-kit's ``--model-options``), checked by :func:`check_hear_api`."""
     module = importlib.import_module(name)
     missing = [f for f in ("load_model", "get_scene_embeddings") if not hasattr(module, f)]
     if missing:
         raise ValueError(f"--module {name}: not a HEAR module (no {', '.join(missing)})")
-    model = module.load_model(model_path) if model_path else module.load_model()
+    args = [model_path] if model_path else []
+    try:
+        model = module.load_model(*args, **(options or {}))
+    except TypeError as e:
+        if not options:
+            raise
+        raise ValueError(f"--model_options {json.dumps(options)}: {name}.load_model does not"
+                         f" take them ({e})") from e
     check_hear_api(name, module, model)
     return module, model
 
@@ -146,25 +155,42 @@ def condition(meta: dict) -> str:
     return meta["nat_hear"]["format"] if "nat_hear" in meta else "clean"
 
 
+def model_request(module_name: str, model_path: str, options: Optional[dict],
+                  policy: str) -> dict:
+    """What identifies a model's embeddings: module, weights (path and content), options and
+    the channel policy."""
+    path = Path(model_path) if model_path else None
+    files = (sorted(p for p in path.rglob("*") if p.is_file()) if path and path.is_dir()
+             else [path] if path and path.is_file() else [])
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.relative_to(path) if path.is_dir() else f.name}"
+                      f" {file_digest(f)}\n".encode())
+    return {"module": module_name, "model_path": str(model_path),
+            "model sha256": digest.hexdigest(), "options": options or {}, "channels": policy}
+
+
 def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str = "first",
-               batch_size: int = 16, loaded=None) -> Dict[str, Path]:
+               batch_size: int = 16, loaded=None, options: Optional[dict] = None
+               ) -> Dict[str, Path]:
     """Scene embeddings of every split of ``task_dir`` as data dirs ``out_dir/<split>``
     (``feats.scp`` of (1, D) matrices, labels, ``embeddings.json``); returns split -> dir.
 
     The embeddings are computed once per model and audio folder, in
     ``out_dir/../_audio/<digest of the folder>/<split>`` (the spatial tasks share their scene
-    task's audio), and again only when the module, weights, channel policy or files change."""
+    task's audio), and again only when the module, weights, options, channel policy or files
+    change."""
     task_dir, out_dir = Path(task_dir), Path(out_dir)
     task = read_task(task_dir)
     kind = task_kind(task["meta"], task_dir / METADATA)
-    module, model = loaded or load_hear_module(module_name, model_path)
-    rate = int(model.sample_rate)
-    audio_dir = audio_folder(task_dir, rate)
+    module, model = loaded or load_hear_module(module_name, model_path, options)
+    about = model_request(module_name, model_path, options, policy)
+    audio_dir = audio_folder(task_dir, int(model.sample_rate))
     dirs = {}
     for split, labels in task["labels"].items():
         names = sorted(labels)
-        ark, dim, request = embed_audio(audio_dir / split, names, module_name, model_path,
-                                        (module, model), policy, batch_size, out_dir.parent)
+        ark, dim, request = embed_audio(audio_dir / split, names, (module, model), about,
+                                        batch_size, out_dir.parent)
         d = out_dir / split
         dirs[split] = d
         d.mkdir(parents=True, exist_ok=True)
@@ -176,18 +202,18 @@ def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str
     return dirs
 
 
-def embed_audio(folder: Path, names: Sequence[str], module_name: str, model_path: str,
-                loaded, policy: str, batch_size: int, cache_root: Path) -> Tuple[Path, int, dict]:
+def embed_audio(folder: Path, names: Sequence[str], loaded, about: dict, batch_size: int,
+                cache_root: Path) -> Tuple[Path, int, dict]:
     """``(dir, dim, request)``: the scene embeddings of ``folder/<names>`` in ``dir/feats.scp``
-    (and ``.ark``), reused while the request (module, weights, policy, files) is unchanged."""
+    (and ``.ark``), reused while the request (``about`` the model, and the files) is
+    unchanged."""
     import kaldiio
 
     module, model = loaded
     real = folder.resolve()
     files = hashlib.sha256("".join(f"{n} {(real / n).stat().st_size}\n" for n in names)
                            .encode()).hexdigest()
-    request = {"module": module_name, "model_path": str(model_path), "channels": policy,
-               "audio": str(real), "files sha256": files}
+    request = {**about, "audio": str(real), "files sha256": files}
     d = cache_root / "_audio" / hashlib.sha256(str(real).encode()).hexdigest()[:16]
     done = d / "embeddings.json"
     if done.is_file() and json.loads(done.read_text())["request"] == request:
@@ -199,13 +225,15 @@ def embed_audio(folder: Path, names: Sequence[str], module_name: str, model_path
         with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
             for start in range(0, len(names), batch_size):
                 group = names[start:start + batch_size]
-                for name, e in zip(group, _embed(module, model, real, group, policy, rate)):
+                for name, e in zip(group, _embed(module, model, real, group,
+                                                 about["channels"], rate)):
                     writer(name, e[None, :])
                     dim = int(e.shape[-1])
         scp.write_text(scp.read_text().replace(str(ark), str(d / "feats.ark")))
     with atomic_open(done) as f:
         json.dump({"dim": dim, "request": request}, f, indent=1)
-    logger.info("%s: %d embeddings (%d-dim, %s) -> %s", folder, len(names), dim, module_name, d)
+    logger.info("%s: %d embeddings (%d-dim, %s) -> %s", folder, len(names), dim, about["module"],
+                d)
     return d, dim, request
 
 
@@ -277,7 +305,7 @@ def task_runs(task_dir: Path, split_dirs: Dict[str, Path], model_name: str, out_
 def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name: str, out_root,
              seeds: Sequence[int] = (0, 1, 2), policy: str = "first",
              grid: Sequence[str] = tuple(HEAR_GRID), configs: Dict[str, str] = None,
-             batch_size: int = 16) -> Path:
+             batch_size: int = 16, options: Optional[dict] = None) -> Path:
     """Embed, train and score every task for one HEAR module; writes the HEAR / Nat-HEAR table
     (``out_root/NAT_HEAR.md``, :mod:`espnet2_gram.nat_hear.table`) and returns RESULTS.md of
     all the runs under ``out_root/exp`` (other modules' runs included)."""
@@ -290,7 +318,7 @@ def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name:
     if not seeds:
         raise ValueError("--seeds: expected at least one seed")
     out_root = Path(out_root)
-    loaded = load_hear_module(module_name, model_path)
+    loaded = load_hear_module(module_name, model_path, options)
     for task_dir in map(Path, task_dirs):
         meta = read_task(task_dir)["meta"]
         task_kind(meta, task_dir / METADATA)
@@ -298,7 +326,7 @@ def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name:
         split_dirs = embed_task(task_dir, module_name, model_path,
                                 out_root / "emb" / model_name / condition(meta)
                                 / meta.get("task_name", task_dir.name), policy, batch_size,
-                                loaded)
+                                loaded, options)
         for run in task_runs(task_dir, split_dirs, model_name, out_root, seeds, grid, configs):
             execute(run)
     write_table(out_root)

@@ -203,3 +203,25 @@ def test_a_module_that_breaks_the_hear_api_is_named(monkeypatch, spoil, message)
         return
     with pytest.raises(ValueError, match=f"--module broken_hear: .*{message}"):
         load_hear_module("broken_hear")
+
+
+def test_model_options_reach_load_model_and_the_cache(nat_task, packed, tmp_path):
+    """``{"random_init": true, "seed": 7}`` gives GRAM's untrained embeddings (the same for
+    the same seed); an option load_model does not take is named."""
+    import kaldiio
+
+    _, task, _, _ = nat_task
+
+    def embeddings(options, out):
+        dirs = embed_task(task, "espnet2_gram.hear", str(packed), out, options=options)
+        return dict(kaldiio.load_scp(str(dirs["test"] / "feats.scp")))
+
+    trained = embeddings(None, tmp_path / "a")
+    random = embeddings({"random_init": True, "seed": 7}, tmp_path / "b")
+    again = embeddings({"random_init": True, "seed": 7}, tmp_path / "c")
+    key = sorted(trained)[0]
+    assert not np.allclose(trained[key], random[key])
+    assert np.array_equal(random[key], again[key])
+    with pytest.raises(ValueError, match='--model_options {"bogus": 1}: espnet2_gram.hear'
+                                         '.load_model does not take them'):
+        load_hear_module("espnet2_gram.hear", str(packed), {"bogus": 1})

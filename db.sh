@@ -20,3 +20,6 @@ corpus_root() {
     *) echo "" ;;
   esac
 }
+# The HEAR tasks (hear-preprocess output, one folder per task, e.g. ${HEAR_TASKS}/esc50-v2.0.0-full)
+# for stage 11 of the paper preset: https://hearbenchmark.com (Zenodo downloads of hear2021 tasks).
+HEAR_TASKS=${HEAR_TASKS:-}

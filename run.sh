@@ -11,7 +11,9 @@
 #         5 statistics (ESPnet --collect_stats), 6 GRAM pretraining (one model per format),
 #         7 packing (model-card directory + ESPnet .zip per format),
 #         8 classification (cached embeddings + ESPnet's CLSTask probes; fine-tuning by option),
-#         9 localization (DoA regression and SELD/ACCDOA), 10 report (exp/downstream/RESULTS.md).
+#         9 localization (DoA regression and SELD/ACCDOA), 10 report (exp/downstream/RESULTS.md),
+#         11 Nat-HEAR: HEAR tasks, their naturalistic versions and spatial tasks, evaluated for
+#            GRAM, its random init and HEAR's naive baseline (exp/nat_hear/NAT_HEAR.md).
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run.sh) $*"; }
@@ -20,7 +22,7 @@ prog=run.sh
 
 # General options (each can be given as --name value).
 stage=1
-stop_stage=10
+stop_stage=11
 preset=demo           # demo | paper: reads conf/<preset>/recipe.sh
 nj=2                  # parallel jobs per stage
 seed=0
@@ -76,8 +78,16 @@ doa_tasks=""              # name:train:valid:test (naturalistic sets, with utt2d
 seld_tasks=""             # name:train:test[:classes], data dirs with {fmt} for the format
                           # (classes: default the lines of dump/dcase_sim_<format>/classes.txt)
 downstream_args=""        # more trainer options of every downstream run, e.g. "--max_epoch 2"
+hear_sets=""              # stage 11: name:train:valid:test recipe data dirs written as HEAR tasks
+hear_tasks=""             # stage 11: tasks in HEAR's layout (hear-preprocess output); {HEAR} stands
+                          # for db.sh's HEAR_TASKS
+nat_hear_formats=""       # their Nat-HEAR versions (through the held-out bank); default: formats
+nat_hear_spatial=""       # task names that also get a DoA and an RT60 task (<name>-doa, -rt60)
+nat_hear_models="gram gram_random naive"  # HEAR modules: GRAM, its random init, HEAR's naive
+nat_hear_grid=none        # hear: HEAR's probe grid (chosen on validation); none: the config's
+nat_hear_snr="5 40"       # SNR range (dB) of the noise in the Nat-HEAR scenes
 
-help_message="Usage: $0 [--stage N] [--stop_stage N] (1 <= stage <= stop_stage <= 10) [--preset demo|paper] [--nj N] [--<option> value ...]"
+help_message="Usage: $0 [--stage N] [--stop_stage N] (1 <= stage <= stop_stage <= 11) [--preset demo|paper] [--nj N] [--<option> value ...]"
 
 # The preset is read before the other options so that the command line overrides it; the
 # scan steps over option values ("--gram_args --preset" is not a preset).
@@ -101,7 +111,7 @@ fi
 . egs2/gram/utils/parse_options.sh
 
 # Every option is checked before anything is written (no log, no venv, no data).
-check_stages 10
+check_stages 11
 check_int nj 1
 check_int ngpu 0
 check_int seed 0
@@ -132,6 +142,14 @@ done
 [[ "${logmel_pooling}" =~ ^(mean|mean_std|attention)$ ]] \
   || die "--logmel_pooling: expected mean, mean_std or attention, got '${logmel_pooling}'"
 check_words downstream_modes probe finetune
+check_words nat_hear_models gram gram_random naive
+[[ "${nat_hear_grid}" =~ ^(hear|none)$ ]] || die "--nat_hear_grid: expected hear or none, got '${nat_hear_grid}'"
+[[ "${nat_hear_snr}" =~ ^[[:space:]]*-?[0-9.]+[[:space:]]+-?[0-9.]+[[:space:]]*$ ]] \
+  || die "--nat_hear_snr: expected two numbers (low high, dB), got '${nat_hear_snr}'"
+for spec in ${hear_sets}; do
+  [[ "${spec}" =~ ^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+){3}$ ]] \
+    || die "--hear_sets: expected name:train:valid:test entries, got '${spec}'"
+done
 check_words cls_conditions naturalistic clean
 for spec in ${loc_sets}; do
   [[ "${spec}" =~ ^[A-Za-z0-9_.-]+:[1-9][0-9]{0,3}$ ]] \
@@ -559,6 +577,75 @@ if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ] && [ -d "${ds_dir}" ]; th
   log "Stage 10: report"
   ${python} -m espnet2_gram.bin.make_report --exp_dir "${ds_dir}"
   log "wrote ${ds_dir}/RESULTS.md"
+fi
+
+# nat_hear_eval <format> <model> <task dir>...: one HEAR module evaluated on the tasks.
+nat_hear_eval() {
+  local fmt=$1 model=$2 module=(--module espnet2_gram.hear --model_path "${expdir}/packed/gram_${fmt}")
+  shift 2
+  local name="${model}_${fmt}" extra=() tasks=() d
+  case "${model}" in
+    gram_random) extra=(--model_options '{"random_init": true}') ;;
+    naive) module=(--module espnet2_gram.nat_hear.naive); name=naive
+           # mono baselines hear the mean of the ears or the W channel, as in the paper
+           [ "${fmt}" = binaural ] && extra=(--channels mean) ;;
+  esac
+  for d in "$@"; do tasks+=(--task_dir "${d}"); done
+  ${train_cmd} "${nat_dir}/log/evaluate_${name}_${fmt}.log" \
+    env OMP_NUM_THREADS=1 ${python} -m espnet2_gram.bin.evaluate_hear "${module[@]}" "${extra[@]}" \
+      --model_name "${name}" --out_dir "${nat_dir}" --grid "${nat_hear_grid}" \
+      --seeds ${downstream_seeds} --cls_config "conf/${preset}/cls_probe.yaml" \
+      --doa_config "conf/${preset}/doa_probe.yaml" --reg_config "conf/${preset}/reg_probe.yaml" "${tasks[@]}"
+}
+
+nat_dir="${expdir}/nat_hear"
+if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ] && [ -n "${hear_sets}${hear_tasks}" ]; then
+  log "Stage 11: Nat-HEAR (${hear_sets} ${hear_tasks}; ${nat_hear_formats:-${formats}}; ${nat_hear_models})"
+  clean=()
+  for spec in ${hear_sets}; do
+    IFS=: read -r name tr va te <<< "${spec}"
+    ${python} -m espnet2_gram.bin.make_hear_task --task_name "${name}" --fs "${fs}" \
+      --split "train=${dumpdir}/raw/${tr}" --split "valid=${dumpdir}/raw/${va}" \
+      --split "test=${dumpdir}/raw/${te}" --out_dir "${dumpdir}/hear/clean/${name}"
+    clean+=("${dumpdir}/hear/clean/${name}")
+  done
+  for d in ${hear_tasks}; do
+    d=${d//\{HEAR\}/${HEAR_TASKS:-}}
+    [ -f "${d}/task_metadata.json" ] \
+      || die "--hear_tasks: ${d} is not a task in HEAR's layout (no task_metadata.json); set HEAR_TASKS in db.sh to the folder of the HEAR tasks"
+    clean+=("${d}")
+  done
+  for fmt in ${nat_hear_formats:-${formats}}; do
+    for d in "${clean[@]}"; do
+      name=$(basename "${d}"); spatial=()
+      [[ " ${nat_hear_spatial} " == *" ${name} "* ]] && spatial=(--spatial_tasks doa rt60)
+      ${train_cmd} "${nat_dir}/log/make_nat_hear_${fmt}_${name}.log" \
+        ${python} -m espnet2_gram.bin.make_nat_hear --task_dir "${d}" \
+          --bank_dir "${expdir}/rir_bank/eval_${fmt}" --noise_dir "${dumpdir}/raw/${noise_set}" \
+          --out_dir "${dumpdir}/hear/${fmt}/${name}" --seed "$((seed + 7))" \
+          --snr_range ${nat_hear_snr} --overwrite "${overwrite}" "${spatial[@]}" &
+    done
+    wait_all "Nat-HEAR generation (see ${nat_dir}/log/)"
+  done
+  first=true
+  for fmt in ${nat_hear_formats:-${formats}}; do
+    nat=("${dumpdir}/hear/${fmt}"/*/)
+    nat=("${nat[@]%/}")
+    for model in ${nat_hear_models}; do
+      if [ "${model}" = naive ]; then
+        # one naive baseline: the clean tasks with the first format only
+        if ${first}; then nat_hear_eval "${fmt}" naive "${clean[@]}" "${nat[@]}" &
+        else nat_hear_eval "${fmt}" naive "${nat[@]}" & fi
+      else
+        nat_hear_eval "${fmt}" "${model}" "${clean[@]}" "${nat[@]}" &
+      fi
+      [ "$(jobs -p | wc -l)" -lt "${nj}" ] || wait -n || die "Nat-HEAR evaluation failed (see ${nat_dir}/log/)"
+    done
+    first=false
+  done
+  wait_all "Nat-HEAR evaluation (see ${nat_dir}/log/)"
+  ${python} -m espnet2_gram.bin.make_nat_hear_table --out_dir "${nat_dir}" > /dev/null
+  log "wrote ${nat_dir}/NAT_HEAR.md and ${nat_dir}/exp/RESULTS.md"
 fi
 
 log "Done (stages ${stage}..${stop_stage})"

@@ -23,3 +23,9 @@ loc_rir_config=conf/demo/rir_bank_loc.yaml
 loc_sets="demo_train:2 demo_valid:1 demo_test:2"
 doa_tasks="demo:demo_train_loc:demo_valid_loc:demo_test_loc"
 seld_tasks="sim:seld_train_{fmt}:seld_test_{fmt}"
+# Nat-HEAR (stage 11): the demo corpus written as a HEAR task, its binaural version through the
+# held-out bank with its DoA and RT60 tasks, evaluated for GRAM, its random init and HEAR's
+# naive baseline (the config's probe, no grid: the demo's time).
+hear_sets="demo:demo_train:demo_valid:demo_test"
+nat_hear_formats="binaural"
+nat_hear_spatial="demo"

@@ -10,7 +10,6 @@ over the tasks every model has. It depends on which models the table holds (the 
 tables normalise over about 25 models), so it compares models of one table only.
 """
 
-import json
 import logging
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -34,7 +33,7 @@ PAPER_TASKS = {
     "speech_commands-v0.0.2-5h": "SC-5", "nsynth_pitch-v2.2.3-5h": "NS",
     "beijing_opera-v1.0-hear2021-full": "BO", "mridangam_stroke-v1.5-full": "Mri-S",
     "mridangam_tonic-v1.5-full": "Mri-T"}
-INDEX = "tasks.json"  # task name -> its prediction type, written by the evaluation
+INDEX = "tasks"  # <task name>: its prediction type, written by the evaluation
 NOTE = ("Cells: mean ± standard deviation over seeds (folds of a seed averaged first), in %"
         " for the scene tasks (accuracy; mAP for multi-label ones), degrees for DoA (median"
         " error) and seconds for RT60 (median absolute error). Avg: mean of the scene-task"
@@ -48,13 +47,18 @@ def condition_of(fmt: str) -> str:
 
 
 def record_task(out_root: Path, name: str, prediction_type: str) -> None:
-    """Add a task to ``out_root/tasks.json`` (its metric follows its prediction type)."""
-    path = Path(out_root) / INDEX
-    index = json.loads(path.read_text()) if path.is_file() else {}
-    if index.get(name) != prediction_type:
-        index[name] = prediction_type
+    """Note a task's prediction type (its metric follows it) in ``out_root/tasks/<name>``: one
+    file per task, so that evaluations running in parallel do not overwrite each other."""
+    path = Path(out_root) / INDEX / name
+    if not path.is_file() or path.read_text() != prediction_type:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(path) as f:
-            json.dump(index, f, indent=1, sort_keys=True)
+            f.write(prediction_type)
+
+
+def recorded_tasks(out_root: Path) -> Dict[str, str]:
+    folder = Path(out_root) / INDEX
+    return {p.name: p.read_text() for p in folder.iterdir()} if folder.is_dir() else {}
 
 
 def _column(task: str, dataset: str, index: Dict[str, str]) -> Tuple[str, str, int]:
@@ -76,7 +80,7 @@ def collect(out_root) -> Tuple[List[Tuple[str, str]], Dict[Tuple[str, str], Dict
     """(columns as (task, dataset), cells {(model, condition): {column: seed values}}, the
     scene columns)."""
     out_root = Path(out_root)
-    index = json.loads((out_root / INDEX).read_text()) if (out_root / INDEX).is_file() else {}
+    index = recorded_tasks(out_root)
     cells: Dict[Tuple[str, str], Dict] = {}
     columns = []
     for (task, dataset), rows in group_rows(collect_scores(out_root / "exp")).items():
@@ -121,7 +125,7 @@ def _row_order(key: Tuple[str, str]):
 def write_table(out_root) -> Path:
     """``out_root/NAT_HEAR.md`` and ``out_root/images/nat_hear.png``; returns the Markdown."""
     out_root = Path(out_root)
-    index = json.loads((out_root / INDEX).read_text()) if (out_root / INDEX).is_file() else {}
+    index = recorded_tasks(out_root)
     columns, cells, scene = collect(out_root)
     s_m = normalised_scores(cells, scene)
     heads = [_column(t, d, index) for t, d in columns]

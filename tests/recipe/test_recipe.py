@@ -166,3 +166,31 @@ def test_stages_8_to_10_probe_three_models_and_report(recipe_root):
     assert "inputs changed" in log and "scored already" not in log
     assert (ds / "cls_demo_foa_gram_probe_seed0" / "1epoch.pth").exists()
     assert not (ds / "cls_demo_foa_gram_probe_seed0" / "2epoch.pth").exists()
+
+
+def test_stage_11_nat_hear_table_of_three_models(recipe_root):
+    """The demo corpus as a HEAR task, its FOA Nat-HEAR version with DoA and RT60 tasks,
+    evaluated for GRAM, its random init and the naive baseline into one table; a rerun reuses
+    the rendered audio and the embeddings."""
+    args = ["--stage", "11", "--stop_stage", "11", *SMALL, "--formats", "foa",
+            "--downstream_seeds", "0", "--hear_sets", "demo:demo_valid:demo_test:demo_test",
+            "--nat_hear_formats", "foa", "--nat_hear_spatial", "demo"]
+    run_recipe(recipe_root, *args)
+    hear = recipe_root / "dump" / "hear"
+    clean = json.loads((hear / "clean" / "demo" / "task_metadata.json").read_text())
+    assert clean["prediction_type"] == "multiclass" and clean["split_mode"] == "trainvaltest"
+    nat = json.loads((hear / "foa" / "demo" / "task_metadata.json").read_text())
+    assert nat["nat_hear"]["format"] == "foa"
+    assert (hear / "foa" / "demo-doa" / "task_metadata.json").is_file()
+    table = (recipe_root / "exp" / "nat_hear" / "NAT_HEAR.md").read_text()
+    rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| ")]
+    assert sorted((m.strip(), c.strip()) for m, c in rows[1:]) == [
+        ("gram_foa", "clean"), ("gram_foa", "foa"), ("gram_random_foa", "clean"),
+        ("gram_random_foa", "foa"), ("naive", "clean"), ("naive", "foa")]
+    assert "| demo | Avg (tasks) | s(m) | demo-doa DoA (°) | demo-rt60 (s) |" in table
+    wav = next((hear / "foa" / "demo" / "16000" / "test").iterdir())
+    ark = next((recipe_root / "exp" / "nat_hear" / "emb" / "naive" / "foa" / "_audio")
+               .glob("*/feats.ark"))
+    stamps = wav.stat().st_mtime_ns, ark.stat().st_mtime_ns
+    run_recipe(recipe_root, *args)
+    assert (wav.stat().st_mtime_ns, ark.stat().st_mtime_ns) == stamps

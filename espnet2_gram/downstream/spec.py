@@ -137,6 +137,32 @@ def reg_decode_options(run, d: Decode) -> Tuple[List[str], List[str]]:
     return infer, score
 
 
+def event_train_options(run, exp: Path) -> List[str]:
+    """The labels (``labels.txt`` of the training dir, one output each), kept with the model."""
+    labels = (run.dirs["train"] / "labels.txt").read_text()
+    with atomic_open(exp / "labels.txt") as f:
+        f.write(labels)
+    return ["--model_conf", f"num_classes={len(labels.split())}"]
+
+
+def event_check(run) -> Optional[str]:
+    for split, d in run.dirs.items():
+        for name in ("labels.txt", "stamps.scp", "events.json"):
+            if not (d / name).is_file():
+                return f"{d / name}: missing (--{split}_dir of an event task)"
+    return None
+
+
+def event_decode_options(run, d: Decode) -> Tuple[List[str], List[str]]:
+    infer = ["--train_config", str(d.exp / "config.yaml"), "--model_file", d.model_file,
+             "--data_path_and_name_and_type", d.speech, "--labels", str(d.exp / "labels.txt"),
+             "--stamps", str(d.test / "stamps.scp"), "--valid_dir", str(run.dirs["valid"]),
+             "--device", d.device, "--output_dir", str(d.out)]
+    score = ["--ref", str(d.test / "events.json"), "--hyp", str(d.out / "events.json"),
+             "--out_dir", str(d.out)]
+    return infer, score
+
+
 def seld_check(run) -> Optional[str]:
     if run.num_classes is None or run.num_classes < 1:
         got = "" if run.num_classes is None else run.num_classes
@@ -195,6 +221,17 @@ TASKS: Dict[str, DownstreamTask] = {t.name: t for t in (
         headline=("SELD", "SELD score"),
         decode_options=seld_decode_options, train_options=seld_train_options,
         check=seld_check),
+    # HEAR's event tasks: frame targets, onset F-measure of the post-processed events
+    DownstreamTask(
+        "event", "Events", ("probe",), "targets.scp", "target", "kaldi_ark",
+        "valid.loss.best.pth", head_conf="model_conf", pooling_conf=None,
+        criterion=("valid", "loss", False),
+        metrics=(Metric("onset_f", "Onset F (%)", 100, 1, "%", False),
+                 Metric("precision", "Precision (%)", 100, 1, "%", False),
+                 Metric("recall", "Recall (%)", 100, 1, "%", False)),
+        headline=("onset_f", "Event onset F-measure"),
+        decode_options=event_decode_options, train_options=event_train_options,
+        check=event_check),
     # a real target per clip (Nat-HEAR's RT60 in seconds): errors in the target's unit
     DownstreamTask(
         "reg", "Regression", ("probe",), "utt2target", "target", "text_float",

@@ -595,7 +595,8 @@ nat_hear_eval() {
     env OMP_NUM_THREADS=1 ${python} -m espnet2_gram.bin.evaluate_hear "${module[@]}" "${extra[@]}" \
       --model_name "${name}" --out_dir "${nat_dir}" --grid "${nat_hear_grid}" \
       --seeds ${downstream_seeds} --cls_config "conf/${preset}/cls_probe.yaml" \
-      --doa_config "conf/${preset}/doa_probe.yaml" --reg_config "conf/${preset}/reg_probe.yaml" "${tasks[@]}"
+      --doa_config "conf/${preset}/doa_probe.yaml" --reg_config "conf/${preset}/reg_probe.yaml" \
+      --event_config "conf/${preset}/event_probe.yaml" "${tasks[@]}"
 }
 
 nat_dir="${expdir}/nat_hear"

@@ -39,6 +39,7 @@ def main(argv=None) -> None:
     p.add_argument("--cls_config", default="conf/paper/cls_probe.yaml")
     p.add_argument("--doa_config", default="conf/paper/doa_probe.yaml")
     p.add_argument("--reg_config", default="conf/paper/reg_probe.yaml")
+    p.add_argument("--event_config", default="conf/paper/event_probe.yaml")
     p.add_argument("--batch_size", type=int, default=16)
     args = p.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.model_name):
@@ -46,7 +47,8 @@ def main(argv=None) -> None:
     setup_logging()
     evaluate(args.task_dir, args.module, args.model_path, args.model_name, args.out_dir,
              args.seeds, args.channels, HEAR_GRID if args.grid == "hear" else [],
-             {"cls": args.cls_config, "doa": args.doa_config, "reg": args.reg_config},
+             {"cls": args.cls_config, "doa": args.doa_config, "reg": args.reg_config,
+              "event": args.event_config},
              args.batch_size, args.model_options)
 
 

@@ -112,12 +112,14 @@ def _tensor_problem(x, ndim: int, leading: tuple) -> Optional[str]:
 
 
 def task_kind(meta: dict, meta_path: Path) -> str:
-    """``cls``, ``doa`` or ``reg``, the downstream task that scores a HEAR task."""
+    """``cls``, ``doa``, ``reg`` or ``event``, the downstream task that scores a HEAR task."""
+    if meta.get("embedding_type") == "event":
+        return "event"
     kind = TASK_OF_PREDICTION.get(meta.get("prediction_type"))
     if meta.get("embedding_type") != "scene" or kind is None:
         raise ValueError(f"{meta_path}: {meta.get('embedding_type')} task with prediction_type"
-                         f" {meta.get('prediction_type')!r}; the evaluation takes scene tasks"
-                         f" ({', '.join(TASK_OF_PREDICTION)})")
+                         f" {meta.get('prediction_type')!r}; the evaluation takes event tasks"
+                         f" and scene tasks ({', '.join(TASK_OF_PREDICTION)})")
     return kind
 
 
@@ -173,8 +175,11 @@ def model_request(module_name: str, model_path: str, options: Optional[dict],
 def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str = "first",
                batch_size: int = 16, loaded=None, options: Optional[dict] = None
                ) -> Dict[str, Path]:
-    """Scene embeddings of every split of ``task_dir`` as data dirs ``out_dir/<split>``
-    (``feats.scp`` of (1, D) matrices, labels, ``embeddings.json``); returns split -> dir.
+    """Embeddings of every split of ``task_dir`` as data dirs ``out_dir/<split>``
+    (``feats.scp``, labels, ``embeddings.json``); returns split -> dir. Scene tasks get scene
+    embeddings, (1, D) each; event tasks timestamp embeddings (T, D), their timestamps
+    (``stamps.scp``), frame targets (``targets.scp``), the reference ``events.json`` and the
+    task's ``labels.txt``.
 
     The embeddings are computed once per model and audio folder, in
     ``out_dir/../_audio/<digest of the folder>/<split>`` (the spatial tasks share their scene
@@ -186,6 +191,7 @@ def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str
     module, model = loaded or load_hear_module(module_name, model_path, options)
     about = model_request(module_name, model_path, options, policy)
     audio_dir = audio_folder(task_dir, int(model.sample_rate))
+    about["embedding"] = "timestamp" if kind == "event" else "scene"
     dirs = {}
     for split, labels in task["labels"].items():
         names = sorted(labels)
@@ -196,7 +202,11 @@ def embed_task(task_dir, module_name: str, model_path: str, out_dir, policy: str
         d.mkdir(parents=True, exist_ok=True)
         with atomic_open(d / "feats.scp") as f:
             f.write((ark / "feats.scp").read_text())
-        write_kv(d / TASKS[kind].label_file, {n: label_line(kind, labels[n]) for n in names})
+        if kind == "event":
+            write_event_labels(d, ark, labels, task["labels"])
+        else:
+            write_kv(d / TASKS[kind].label_file,
+                     {n: label_line(kind, labels[n]) for n in names})
         with atomic_open(d / "embeddings.json") as f:
             json.dump({"dim": dim, "request": request, "kind": kind}, f, indent=1)
     return dirs
@@ -214,22 +224,27 @@ def embed_audio(folder: Path, names: Sequence[str], loaded, about: dict, batch_s
     files = hashlib.sha256("".join(f"{n} {(real / n).stat().st_size}\n" for n in names)
                            .encode()).hexdigest()
     request = {**about, "audio": str(real), "files sha256": files}
-    d = cache_root / "_audio" / hashlib.sha256(str(real).encode()).hexdigest()[:16]
+    d = cache_root / "_audio" / hashlib.sha256(f"{real} {about['embedding']}".encode()
+                                               ).hexdigest()[:16]
     done = d / "embeddings.json"
     if done.is_file() and json.loads(done.read_text())["request"] == request:
         return d, json.loads(done.read_text())["dim"], request
     d.mkdir(parents=True, exist_ok=True)
     done.unlink(missing_ok=True)
     rate = int(model.sample_rate)
-    with atomic_path(d / "feats.ark") as ark, atomic_path(d / "feats.scp") as scp:
-        with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
-            for start in range(0, len(names), batch_size):
-                group = names[start:start + batch_size]
-                for name, e in zip(group, _embed(module, model, real, group,
-                                                 about["channels"], rate)):
-                    writer(name, e[None, :])
-                    dim = int(e.shape[-1])
-        scp.write_text(scp.read_text().replace(str(ark), str(d / "feats.ark")))
+    if about["embedding"] == "timestamp":
+        dim = _write_timestamp_embeddings(d, module, model, real, names, about["channels"],
+                                          rate)
+    else:
+        with atomic_path(d / "feats.ark") as ark, atomic_path(d / "feats.scp") as scp:
+            with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
+                for start in range(0, len(names), batch_size):
+                    group = names[start:start + batch_size]
+                    for name, e in zip(group, _embed(module, model, real, group,
+                                                     about["channels"], rate)):
+                        writer(name, e[None, :])
+                        dim = int(e.shape[-1])
+            scp.write_text(scp.read_text().replace(str(ark), str(d / "feats.ark")))
     with atomic_open(done) as f:
         json.dump({"dim": dim, "request": request}, f, indent=1)
     logger.info("%s: %d embeddings (%d-dim, %s) -> %s", folder, len(names), dim, about["module"],
@@ -259,19 +274,76 @@ def _embed(module, model, folder: Path, names: Sequence[str], policy: str,
         return module.get_scene_embeddings(torch.from_numpy(batch), model).float().numpy()
 
 
+def _write_timestamp_embeddings(d: Path, module, model, folder: Path, names: Sequence[str],
+                                policy: str, rate: int) -> int:
+    """``d/feats.{ark,scp}`` (T, D) and ``d/stamps.{ark,scp}`` (T,) ms, one file at a time (no
+    padding frames); returns D."""
+    import kaldiio
+
+    if not hasattr(module, "get_timestamp_embeddings"):
+        raise ValueError(f"{module.__name__}: no get_timestamp_embeddings, which event tasks"
+                         " need")
+    with atomic_path(d / "feats.ark") as ark, atomic_path(d / "feats.scp") as scp, \
+            atomic_path(d / "stamps.ark") as s_ark, atomic_path(d / "stamps.scp") as s_scp:
+        with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as feats, \
+                kaldiio.WriteHelper(f"ark,scp:{s_ark},{s_scp}") as stamps:
+            for name in names:
+                audio = channel_input(load_task_audio(folder / name, rate), model, policy)
+                with torch.no_grad():
+                    emb, ts = module.get_timestamp_embeddings(torch.from_numpy(audio[None]),
+                                                              model)
+                feats(name, emb[0].float().numpy())
+                stamps(name, ts[0].float().numpy())
+                dim = int(emb.shape[-1])
+        scp.write_text(scp.read_text().replace(str(ark), str(d / "feats.ark")))
+        s_scp.write_text(s_scp.read_text().replace(str(s_ark), str(d / "stamps.ark")))
+    return dim
+
+
+def write_event_labels(d: Path, cache: Path, labels: dict, all_labels: dict) -> None:
+    """An event split's ``stamps.scp``, frame ``targets.{ark,scp}``, ``events.json`` and the
+    task's ``labels.txt`` (every split's labels, sorted)."""
+    import kaldiio
+
+    from espnet2_gram.downstream.events.metrics import frame_targets, write_events
+
+    vocabulary = sorted({e["label"] for split in all_labels.values() for events in
+                         split.values() for e in events})
+    events = {n: [(float(e["start"]), float(e["end"]), e["label"]) for e in labels[n]]
+              for n in labels}
+    stamps = dict(kaldiio.load_scp(str(cache / "stamps.scp")))
+    with atomic_open(d / "stamps.scp") as f:
+        f.write((cache / "stamps.scp").read_text())
+    with atomic_path(d / "targets.ark") as ark, atomic_path(d / "targets.scp") as scp:
+        with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
+            for name in sorted(labels):
+                writer(name, frame_targets(events[name], stamps[name], vocabulary))
+        scp.write_text(scp.read_text().replace(str(ark), str(d / "targets.ark")))
+    write_events(d / "events.json", events)
+    with atomic_open(d / "labels.txt") as f:
+        f.write("".join(f"{label}\n" for label in vocabulary))
+
+
 def fold_data_dir(split_dirs: Dict[str, Path], splits: Sequence[str], out: Path) -> Path:
     """One data dir holding ``splits`` (their scp and label lines; the arks stay where they are);
     a single split is used as it is."""
     if len(splits) == 1:
         return split_dirs[splits[0]]
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("feats.scp", "embeddings.json", *(t.label_file for t in TASKS.values())):
+    for name in ("feats.scp", "stamps.scp", "embeddings.json", "labels.txt", "events.json",
+                 *(t.label_file for t in TASKS.values())):
         parts = [split_dirs[s] / name for s in splits if (split_dirs[s] / name).is_file()]
-        if parts:
-            text = (parts[0].read_text() if name.endswith(".json")
-                    else "".join(p.read_text() for p in parts))
-            with atomic_open(out / name) as f:
-                f.write(text)
+        if not parts:
+            continue
+        if name == "events.json":  # the files of every split
+            text = json.dumps({k: v for p in parts for k, v in json.loads(p.read_text())
+                               .items()}, indent=1)
+        elif name in ("embeddings.json", "labels.txt"):  # the same in every split
+            text = parts[0].read_text()
+        else:
+            text = "".join(p.read_text() for p in parts)
+        with atomic_open(out / name) as f:
+            f.write(text)
     return out
 
 

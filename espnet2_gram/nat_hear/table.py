@@ -1,7 +1,7 @@
 """The table of the GRAM paper's HEAR / Nat-HEAR results, for the models and tasks an evaluation
 (:mod:`espnet2_gram.nat_hear.evaluate`) holds: one row per model and condition (``clean``
-HEAR, or the format a Nat-HEAR task was rendered in), one column per scene task (HEAR's
-metric: accuracy, mAP for multi-label tasks), their average, the normalised score s(m), and the
+HEAR, or the format a Nat-HEAR task was rendered in), one column per HEAR task (HEAR's
+metric: accuracy, mAP for multi-label tasks, onset F for event tasks), their average, the normalised score s(m), and the
 spatial tasks (DoA median error, RT60 median absolute error).
 
 s(m) follows the MW-MAE paper's overall score, as the reference presumes the GRAM paper does:
@@ -33,10 +33,11 @@ PAPER_TASKS = {
     "speech_commands-v0.0.2-5h": "SC-5", "nsynth_pitch-v2.2.3-5h": "NS",
     "beijing_opera-v1.0-hear2021-full": "BO", "mridangam_stroke-v1.5-full": "Mri-S",
     "mridangam_tonic-v1.5-full": "Mri-T"}
+HEAR_SCORED = ("cls", "event")  # HEAR's tasks, in % (their average and s(m))
 INDEX = "tasks"  # <task name>: its prediction type, written by the evaluation
 NOTE = ("Cells: mean ± standard deviation over seeds (folds of a seed averaged first), in %"
-        " for the scene tasks (accuracy; mAP for multi-label ones), degrees for DoA (median"
-        " error) and seconds for RT60 (median absolute error). Avg: mean of the scene-task"
+        " for HEAR's tasks (accuracy; mAP for multi-label ones; onset F for event tasks),"
+        " degrees for DoA (median error) and seconds for RT60 (median absolute error). Avg: mean of the HEAR-task"
         " means. s(m): per task and condition 100 (x - min) / (max - min) over this table's"
         " models, averaged over the tasks (MW-MAE's overall score; it depends on the models in"
         " the table).")
@@ -68,6 +69,8 @@ def _column(task: str, dataset: str, index: Dict[str, str]) -> Tuple[str, str, i
         return f"{short} DoA (°)", "median_error", 1
     if task == "reg":
         return f"{short} (s)", "median_ae", 4
+    if task == "event":
+        return short, "onset_f", 1
     return short, ("mAP" if index.get(dataset) == "multilabel" else "accuracy"), 1
 
 
@@ -88,13 +91,13 @@ def collect(out_root) -> Tuple[List[Tuple[str, str]], Dict[Tuple[str, str], Dict
         columns.append(column)
         _, key, _ = _column(task, dataset, index)
         for row in rows:
-            scale = 100.0 if task == "cls" else 1.0
+            scale = 100.0 if task in HEAR_SCORED else 1.0
             cells.setdefault((row.model, condition_of(row.format)), {})[column] = \
                 _values(row, key, scale)
     order = list(PAPER_TASKS)
-    scene = sorted((c for c in columns if c[0] == "cls"),
+    scene = sorted((c for c in columns if c[0] in HEAR_SCORED),
                    key=lambda c: (order.index(c[1]) if c[1] in order else len(order), c[1]))
-    spatial = sorted(c for c in columns if c[0] != "cls")
+    spatial = sorted(c for c in columns if c[0] not in HEAR_SCORED)
     return scene + spatial, cells, scene
 
 

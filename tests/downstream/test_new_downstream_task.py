@@ -123,5 +123,5 @@ def test_a_task_without_its_entry_is_refused(tmp_path, capsys):
         runs.main(["--task", "level", "--mode", "supervised", "--format", "mono", "--dataset",
                    "toy", "--train_dir", "a", "--valid_dir", "b", "--test_dir", "c",
                    "--task_config", "x.yaml", "--exp_dir", str(tmp_path / "e")])
-    assert "--task: invalid choice: 'level' (choose from 'cls', 'doa', 'seld')" in \
-        capsys.readouterr().err
+    assert "--task: invalid choice: 'level' (choose from 'cls', 'doa', 'event', 'reg', 'seld')" \
+        in capsys.readouterr().err

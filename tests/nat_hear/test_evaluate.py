@@ -8,6 +8,7 @@ import subprocess
 import sys
 import types
 
+import kaldiio
 import numpy as np
 import pytest
 import soundfile as sf
@@ -208,8 +209,6 @@ def test_a_module_that_breaks_the_hear_api_is_named(monkeypatch, spoil, message)
 def test_model_options_reach_load_model_and_the_cache(nat_task, packed, tmp_path):
     """``{"random_init": true, "seed": 7}`` gives GRAM's untrained embeddings (the same for
     the same seed); an option load_model does not take is named."""
-    import kaldiio
-
     _, task, _, _ = nat_task
 
     def embeddings(options, out):
@@ -225,3 +224,56 @@ def test_model_options_reach_load_model_and_the_cache(nat_task, packed, tmp_path
     with pytest.raises(ValueError, match='--model_options {"bogus": 1}: espnet2_gram.hear'
                                          '.load_model does not take them'):
         load_hear_module("espnet2_gram.hear", str(packed), {"bogus": 1})
+
+
+def event_task(root):
+    """An event task in HEAR's layout: one 1-kHz tone burst per 2-s clip at a known onset."""
+    t = np.arange(2 * FS) / FS
+    for split, count in (("train", 6), ("valid", 2), ("test", 2)):
+        (root / str(FS) / split).mkdir(parents=True)
+        labels = {}
+        for i in range(count):
+            onset = 0.3 + 0.2 * i
+            x = 0.3 * np.sin(2 * np.pi * 1000 * t) * ((t >= onset) & (t < onset + 0.6))
+            sf.write(root / str(FS) / split / f"c{i}.wav", x.astype("float32"), FS)
+            labels[f"c{i}.wav"] = [{"label": "tone", "start": 1000 * onset,
+                                    "end": 1000 * (onset + 0.6)}]
+        (root / f"{split}.json").write_text(json.dumps(labels))
+    (root / "task_metadata.json").write_text(json.dumps({
+        "task_name": "beeps", "embedding_type": "event", "prediction_type": "multilabel",
+        "split_mode": "trainvaltest"}))
+    return root
+
+
+def test_an_event_task_end_to_end(nat_task, packed):
+    root = nat_task[0]
+    bank = root / "bank"
+    task = root / "beeps"
+    generate(event_task(root / "beeps_clean"), bank, task, seed=0)
+    config = root / "event.yaml"
+    conf = yaml.safe_load(open("conf/demo/event_probe.yaml"))
+    conf.update(max_epoch=3, batch_size=4, model_conf={"hidden_sizes": [16]})
+    config.write_text(yaml.safe_dump(conf))
+    out = root / "eval_events"
+    evaluate([task], "espnet2_gram.hear", str(packed), "tinygram", out, seeds=[0], grid=[],
+             configs={"event": str(config)})
+    d = out / "emb" / "tinygram" / "binaural" / "beeps" / "test"
+    ref = json.loads((d / "events.json").read_text())
+    shifted = json.loads((task / "test.json").read_text())  # onsets moved by the direct path
+    assert ref["c1.wav"][0]["start"] == pytest.approx(shifted["c1.wav"][0]["start"], abs=1e-3)
+    assert (d / "labels.txt").read_text() == "tone\n"
+    stamps = dict(kaldiio.load_scp(str(d / "stamps.scp")))["c1.wav"]
+    target = dict(kaldiio.load_scp(str(d / "targets.scp")))["c1.wav"]
+    onset = shifted["c1.wav"][0]["start"]
+    assert target.shape == (len(stamps), 1)
+    assert target[:, 0].astype(bool).tolist() == [onset <= s < onset + 600 for s in stamps]
+    scores = json.loads(next((out / "exp").glob("event_beeps_binaural_tinygram_seed0/decode_*/"
+                                                "scores.json")).read_text())
+    assert set(scores["metrics"]) >= {"onset_f", "precision", "recall"}
+    assert "| beeps | Avg (tasks) |" in (out / "NAT_HEAR.md").read_text()
+
+
+def test_an_event_task_needs_timestamp_embeddings(tmp_path):
+    with pytest.raises(ValueError, match="hear_logmel: no get_timestamp_embeddings, which event"
+                                         " tasks need"):
+        embed_task(event_task(tmp_path / "beeps"), "hear_logmel", "", tmp_path / "emb")

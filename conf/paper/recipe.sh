@@ -41,12 +41,12 @@ loc_sets="esc50_fold1:2 esc50_fold2:2 esc50_fold3:2 esc50_fold4:2 esc50_fold5:2
 doa_tasks="esc50:esc50_fold2_loc+esc50_fold3_loc+esc50_fold4_loc:esc50_fold5_loc:esc50_fold1_loc
   speechcommands:speechcommands_train_loc:speechcommands_valid_loc:speechcommands_test_loc"
 seld_tasks="sim:seld_train_{fmt}:seld_test_{fmt} starss23:starss23_{fmt}_train:starss23_{fmt}_test:13"
-# Nat-HEAR (stage 11): the paper's HEAR tasks from db.sh's HEAR_TASKS (hear-preprocess output at
-# 32 kHz), their binaural and FOA versions, the localisation and RT60 tasks of ESC-50 and
-# Speech Commands, HEAR's grid. DCASE 2016 task 2, the eleventh task, is an event task: its
-# Nat-HEAR version is generated (make_nat_hear) but not yet evaluated (no onset-FMS probe).
-hear_tasks="{HEAR}/fsd50k-v1.0-full {HEAR}/libricount-v1.0.0-hear2021-full
-  {HEAR}/esc50-v2.0.0-full {HEAR}/tfds_crema_d-1.0.0-full {HEAR}/vox_lingua_top10-hear2021-full
+# Nat-HEAR (stage 11): the paper's eleven HEAR tasks from db.sh's HEAR_TASKS (hear-preprocess
+# output at 32 kHz), their binaural and FOA versions, the localisation and RT60 tasks of ESC-50
+# and Speech Commands, HEAR's grid.
+hear_tasks="{HEAR}/dcase2016_task2-hear2021-full {HEAR}/fsd50k-v1.0-full
+  {HEAR}/libricount-v1.0.0-hear2021-full {HEAR}/esc50-v2.0.0-full
+  {HEAR}/tfds_crema_d-1.0.0-full {HEAR}/vox_lingua_top10-hear2021-full
   {HEAR}/speech_commands-v0.0.2-5h {HEAR}/nsynth_pitch-v2.2.3-5h
   {HEAR}/beijing_opera-v1.0-hear2021-full {HEAR}/mridangam_stroke-v1.5-full
   {HEAR}/mridangam_tonic-v1.5-full"

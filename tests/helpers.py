@@ -1,6 +1,10 @@
 """Helpers shared by test files in several folders: the tiny GRAM configuration, an anechoic
-room, and inverses and measurements the package itself does not need."""
+room, inverses and measurements the package itself does not need, and a downstream run."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Tuple
 
 import numpy as np
@@ -77,3 +81,14 @@ def measured_snr_db(scene: Scene) -> float:
 def single_accdoa_target(tracks: np.ndarray) -> np.ndarray:
     """(T, K, 3) single-ACCDOA target: activity times the direction of the first track."""
     return tracks[:, 0, :, :1] * tracks[:, 0, :, 1:]
+
+
+def run_downstream(*args) -> subprocess.CompletedProcess:
+    """``python -m espnet2_gram.bin.downstream <args>`` from the repository root, one thread;
+    asserts that it succeeded."""
+    out = subprocess.run([sys.executable, "-m", "espnet2_gram.bin.downstream", *map(str, args)],
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"},
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out

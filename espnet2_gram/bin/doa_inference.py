@@ -15,10 +15,10 @@ from pathlib import Path
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
+import numpy as np
 import torch
 
-from espnet2_gram.downstream.localization.inference import (add_inference_arguments, batches,
-                                                 check_inference_data, load_trained)
+from espnet2_gram.downstream.inference import add_inference_arguments, clip_predictions
 from espnet2_gram.simulation.geometry import cart_to_sph
 from espnet2_gram.tasks.doa import DOATask
 from espnet2_gram.utils.cli import naming, run, setup_logging
@@ -34,18 +34,10 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.num_threads)
     output = Path(args.output_dir) / "utt2doa"
     output.unlink(missing_ok=True)
-    check_inference_data(args)
-    model, train_args = load_trained(DOATask, args.train_config, args.model_file, args.device)
-    hyps = {}
     start = time.perf_counter()
-    with torch.no_grad():
-        for keys, batch in batches(DOATask, train_args, args.data_path_and_name_and_type,
-                                   args.batch_size):
-            pred = model.predict(batch["speech"].to(args.device),
-                                 batch["speech_lengths"].to(args.device)).cpu().numpy()
-            az, el, _ = cart_to_sph(pred)
-            for key, a, e in zip(keys, az, el):
-                hyps[key] = f"{a:.2f} {e:.2f} 1.0"
+    pred = clip_predictions(DOATask, args)
+    az, el, _ = cart_to_sph(np.stack(list(pred.values())))
+    hyps = {key: f"{a:.2f} {e:.2f} 1.0" for key, a, e in zip(pred, az, el)}
     elapsed = time.perf_counter() - start
     with naming(output):
         write_kv(output, hyps)

@@ -24,8 +24,8 @@ import torch
 
 from espnet2_gram.downstream.events.metrics import (MIN_DURATIONS_MS, frames_to_events,
                                                     onset_f_measure, read_events, write_events)
-from espnet2_gram.downstream.localization.inference import (add_inference_arguments, batches,
-                                                            check_inference_data, load_trained)
+from espnet2_gram.downstream.inference import (add_inference_arguments, batches,
+                                               check_inference_data, load_trained)
 from espnet2_gram.tasks.event import EventTask
 from espnet2_gram.utils.cli import run, setup_logging
 from espnet2_gram.utils.fileio import atomic_open

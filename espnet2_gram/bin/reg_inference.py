@@ -16,8 +16,7 @@ import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to s
 
 import torch
 
-from espnet2_gram.downstream.localization.inference import (add_inference_arguments, batches,
-                                                            check_inference_data, load_trained)
+from espnet2_gram.downstream.inference import add_inference_arguments, clip_predictions
 from espnet2_gram.tasks.regression import RegressionTask
 from espnet2_gram.utils.cli import naming, run, setup_logging
 from espnet2_gram.utils.fileio import write_kv
@@ -32,17 +31,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.num_threads)
     output = Path(args.output_dir) / "utt2target"
     output.unlink(missing_ok=True)
-    check_inference_data(args)
-    model, train_args = load_trained(RegressionTask, args.train_config, args.model_file,
-                                     args.device)
-    hyps = {}
-    with torch.no_grad():
-        for keys, batch in batches(RegressionTask, train_args,
-                                   args.data_path_and_name_and_type, args.batch_size):
-            pred = model.predict(batch["speech"].to(args.device),
-                                 batch["speech_lengths"].to(args.device)).cpu().numpy()
-            for key, values in zip(keys, pred):
-                hyps[key] = " ".join(f"{v:.6g}" for v in values)
+    hyps = {key: " ".join(f"{v:.6g}" for v in values)
+            for key, values in clip_predictions(RegressionTask, args).items()}
     with naming(output):
         write_kv(output, hyps)
     logging.info("%d estimates -> %s", len(hyps), output)

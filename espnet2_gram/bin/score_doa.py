@@ -17,20 +17,15 @@ from espnet2_gram.downstream.localization.doa_metrics import (doa_errors, doa_me
                                                               read_utt2doa)
 from espnet2_gram.utils.cli import run, setup_logging
 from espnet2_gram.utils.fileio import atomic_open
-from espnet2_gram.utils.scoring import add_run_options, check_same_keys, run_info, write_scores
+from espnet2_gram.utils.scoring import check_same_keys, ref_hyp_parser, run_info, write_scores
 
 logger = logging.getLogger("espnet2_gram.score_doa")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ref", required=True, help="reference utt2doa: utt az el distance")
-    parser.add_argument("--hyp", required=True, help="predicted utt2doa: utt az el [distance]")
-    parser.add_argument("--out_dir", required=True, help="gets scores.json and doa_errors.tsv")
-    parser.add_argument("--log_level", default="INFO", help="logging level (default INFO)")
-    add_run_options(parser, format_required=True)
-    return parser
+    return ref_hyp_parser(__doc__, "reference utt2doa: utt az el distance",
+                          "predicted utt2doa: utt az el [distance]",
+                          "gets scores.json and doa_errors.tsv", format_required=True)
 
 
 def main(argv=None) -> None:

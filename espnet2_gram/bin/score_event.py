@@ -9,24 +9,18 @@ reference does not have is an error naming it; a reference file without predicti
 its events as missed.
 """
 
-import argparse
 import logging
 import sys
 
 from espnet2_gram.downstream.events.metrics import onset_f_measure, read_events
 from espnet2_gram.utils.cli import run, setup_logging
-from espnet2_gram.utils.scoring import add_run_options, run_info, write_scores
+from espnet2_gram.utils.scoring import ref_hyp_parser, run_info, write_scores
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ref", required=True, help="reference events.json")
-    parser.add_argument("--hyp", required=True, help="predicted events.json")
-    parser.add_argument("--out_dir", required=True, help="gets scores.json")
-    add_run_options(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = ref_hyp_parser(__doc__, "reference events.json", "predicted events.json"
+                          ).parse_args(argv)
+    setup_logging(args.log_level)
     ref, hyp = read_events(args.ref), read_events(args.hyp)
     extra = sorted(set(hyp) - set(ref))
     if extra:

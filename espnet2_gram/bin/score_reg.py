@@ -7,7 +7,6 @@ Writes ``scores.json`` (see
 :func:`espnet2_gram.downstream.regression.metrics.regression_metrics`).
 """
 
-import argparse
 import logging
 import sys
 
@@ -15,18 +14,13 @@ import numpy as np
 
 from espnet2_gram.downstream.regression.metrics import read_utt2target, regression_metrics
 from espnet2_gram.utils.cli import run, setup_logging
-from espnet2_gram.utils.scoring import add_run_options, check_same_keys, run_info, write_scores
+from espnet2_gram.utils.scoring import check_same_keys, ref_hyp_parser, run_info, write_scores
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ref", required=True, help="reference utt2target: utt v1 [v2 ...]")
-    parser.add_argument("--hyp", required=True, help="estimated utt2target")
-    parser.add_argument("--out_dir", required=True, help="gets scores.json")
-    add_run_options(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
+    args = ref_hyp_parser(__doc__, "reference utt2target: utt v1 [v2 ...]",
+                          "estimated utt2target").parse_args(argv)
+    setup_logging(args.log_level)
     ref, hyp = read_utt2target(args.ref), read_utt2target(args.hyp)
     check_same_keys(ref, hyp, f"--ref {args.ref}", f"--hyp {args.hyp}")
     utts = sorted(ref)

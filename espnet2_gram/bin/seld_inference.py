@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from espnet2_gram.downstream.localization.accdoa import decode_multi_accdoa, decode_single_accdoa
-from espnet2_gram.downstream.localization.inference import (add_inference_arguments, batches,
-                                                 check_inference_data, load_trained)
+from espnet2_gram.downstream.inference import (add_inference_arguments, batches,
+                                               check_inference_data, load_trained)
 from espnet2_gram.downstream.localization.seld_data import read_recordings
 from espnet2_gram.downstream.localization.dcase_format import write_dcase_csv
 from espnet2_gram.simulation.geometry import cart_to_sph

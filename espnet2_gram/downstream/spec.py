@@ -109,13 +109,18 @@ def cls_decode_options(run, d: Decode) -> Tuple[List[str], List[str]]:
     return infer, score
 
 
-def doa_decode_options(run, d: Decode) -> Tuple[List[str], List[str]]:
-    infer = ["--train_config", str(d.exp / "config.yaml"), "--model_file", d.model_file,
-             "--data_path_and_name_and_type", d.speech, "--device", d.device,
-             "--output_dir", str(d.out)]
-    score = ["--ref", str(d.test / "utt2doa"), "--hyp", str(d.out / "utt2doa"),
-             "--out_dir", str(d.out)]
-    return infer, score
+def clip_decode_options(label_file: str) -> Callable[..., Tuple[List[str], List[str]]]:
+    """The decode options of a task whose inference writes ``<decode dir>/<label_file>``,
+    scored against the test dir's."""
+    def options(run, d: Decode) -> Tuple[List[str], List[str]]:
+        infer = ["--train_config", str(d.exp / "config.yaml"), "--model_file", d.model_file,
+                 "--data_path_and_name_and_type", d.speech, "--device", d.device,
+                 "--output_dir", str(d.out)]
+        score = ["--ref", str(d.test / label_file), "--hyp", str(d.out / label_file),
+                 "--out_dir", str(d.out)]
+        return infer, score
+
+    return options
 
 
 def reg_train_options(run, exp: Path) -> List[str]:
@@ -126,15 +131,6 @@ def reg_train_options(run, exp: Path) -> List[str]:
     return ["--model_conf", f"output_size={targets.shape[1]}",
             "--model_conf", f"target_mean={as_list(targets.mean(axis=0))}",
             "--model_conf", f"target_std={as_list(std)}"]
-
-
-def reg_decode_options(run, d: Decode) -> Tuple[List[str], List[str]]:
-    infer = ["--train_config", str(d.exp / "config.yaml"), "--model_file", d.model_file,
-             "--data_path_and_name_and_type", d.speech, "--device", d.device,
-             "--output_dir", str(d.out)]
-    score = ["--ref", str(d.test / "utt2target"), "--hyp", str(d.out / "utt2target"),
-             "--out_dir", str(d.out)]
-    return infer, score
 
 
 def event_train_options(run, exp: Path) -> List[str]:
@@ -208,7 +204,7 @@ TASKS: Dict[str, DownstreamTask] = {t.name: t for t in (
                  Metric("acc20", "Acc@20° (%)", 100, 1, "%", False),
                  Metric("front_back_confusion", "Front-back (%)", 100, 1, "%", True)),
         headline=("median_error", "DoA median error"),
-        decode_options=doa_decode_options),
+        decode_options=clip_decode_options("utt2doa")),
     # No SELD validation split (as in DCASE): the checkpoint kept has the best training loss.
     DownstreamTask(
         "seld", "SELD", ("probe", "finetune", "supervised"), "tracks.scp", "tracks", "npy",
@@ -242,5 +238,6 @@ TASKS: Dict[str, DownstreamTask] = {t.name: t for t in (
                  Metric("rmse", "RMSE", 1, 4, "", True),
                  Metric("mae_of_mean", "Mean abs err of the mean", 1, 4, "", True)),
         headline=("median_ae", "Regression median absolute error"),
-        decode_options=reg_decode_options, train_options=reg_train_options),
+        decode_options=clip_decode_options("utt2target"),
+        train_options=reg_train_options),
 )}

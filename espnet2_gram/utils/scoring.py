@@ -31,6 +31,20 @@ def add_run_options(parser: argparse.ArgumentParser, format_required: bool = Fal
                             " (the report's curve of results against pretraining)")
 
 
+def ref_hyp_parser(doc: str, ref_help: str, hyp_help: str, out_help: str = "gets scores.json",
+                   format_required: bool = False) -> argparse.ArgumentParser:
+    """A scorer's parser: ``--ref``, ``--hyp``, ``--out_dir``, ``--log_level`` and the run
+    options."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ref", required=True, help=ref_help)
+    parser.add_argument("--hyp", required=True, help=hyp_help)
+    parser.add_argument("--out_dir", required=True, help=out_help)
+    parser.add_argument("--log_level", default="INFO", help="logging level (default INFO)")
+    add_run_options(parser, format_required=format_required)
+    return parser
+
+
 def run_info(args: argparse.Namespace, task: str) -> dict:
     """The leading ``scores.json`` fields of a run."""
     info = {"task": task, "dataset": args.dataset, "format": args.format,

@@ -222,7 +222,7 @@ def test_classification_probe_on_cached_embeddings_through_espnet(tmp_path, mult
 
 def test_trained_model_must_match_its_config(tmp_path):
     """Inference loads strictly: weights of another architecture are refused, naming keys."""
-    from espnet2_gram.downstream.localization.inference import load_trained
+    from espnet2_gram.downstream.inference import load_trained
     from espnet2_gram.pretrained.packing import PackedModelError
     from espnet2_gram.tasks.doa import DOATask
 

@@ -3,9 +3,6 @@ bad events files, and a frame probe on cached embeddings through the runner (tra
 the minimum duration chosen on validation, score) that finds the events the frames carry."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import kaldiio
@@ -14,8 +11,7 @@ import pytest
 
 from espnet2_gram.downstream.events.metrics import (frame_targets, frames_to_events,
                                                     onset_f_measure, read_events, write_events)
-
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import run_downstream
 
 
 def test_onset_f_measure_by_hand():
@@ -86,14 +82,10 @@ def test_an_event_probe_finds_the_events_through_the_runner(tmp_path):
     rng = np.random.default_rng(0)
     dirs = [event_dir(tmp_path, n, k, rng) for n, k in (("train", 48), ("valid", 12),
                                                         ("test", 16))]
-    out = subprocess.run(
-        [sys.executable, "-m", "espnet2_gram.bin.downstream", "--task", "event", "--mode",
-         "probe", "--model", "logmel", "--format", "mono", "--dataset", "beeps",
-         "--train_dir", dirs[0], "--valid_dir", dirs[1], "--test_dir", dirs[2],
-         "--task_config", "conf/demo/event_probe.yaml", "--exp_dir", tmp_path / "exp",
-         "--train_args", "--max_epoch 15"], capture_output=True, text=True, timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-3000:]
+    run_downstream("--task", "event", "--mode", "probe", "--model", "logmel", "--format", "mono",
+                   "--dataset", "beeps", "--train_dir", dirs[0], "--valid_dir", dirs[1],
+                   "--test_dir", dirs[2], "--task_config", "conf/demo/event_probe.yaml",
+                   "--exp_dir", tmp_path / "exp", "--train_args", "--max_epoch 15")
     decode = tmp_path / "exp" / "decode_test"
     scores = json.loads((decode / "scores.json").read_text())
     assert scores["task"] == "event" and scores["metrics"]["onset_f"] >= 0.9, scores

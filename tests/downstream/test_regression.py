@@ -3,7 +3,6 @@ lines, the target standardisation, and a run on cached embeddings through the ru
 infer, score, report) that learns a target carried by the embeddings."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from espnet2_gram.downstream.heads import IdentityEncoder
 from espnet2_gram.downstream.regression.metrics import read_utt2target, regression_metrics
 from espnet2_gram.downstream.regression.regression_model import ESPnetRegressionModel
+from helpers import run_downstream
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,14 +82,10 @@ def test_a_probe_learns_a_target_through_the_runner(tmp_path):
     rng = np.random.default_rng(0)
     dirs = [data_dir(tmp_path, name, n, rng) for name, n in (("train", 160), ("valid", 32),
                                                              ("test", 48))]
-    out = subprocess.run(
-        [sys.executable, "-m", "espnet2_gram.bin.downstream", "--task", "reg", "--mode", "probe",
-         "--model", "logmel", "--format", "binaural", "--dataset", "toy-rt60",
-         "--train_dir", dirs[0], "--valid_dir", dirs[1], "--test_dir", dirs[2],
-         "--task_config", "conf/demo/reg_probe.yaml", "--exp_dir", tmp_path / "exp",
-         "--train_args", "--max_epoch 30 --batch_size 16"], capture_output=True, text=True,
-        timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-3000:]
+    run_downstream("--task", "reg", "--mode", "probe", "--model", "logmel", "--format",
+                   "binaural", "--dataset", "toy-rt60", "--train_dir", dirs[0], "--valid_dir",
+                   dirs[1], "--test_dir", dirs[2], "--task_config", "conf/demo/reg_probe.yaml",
+                   "--exp_dir", tmp_path / "exp", "--train_args", "--max_epoch 30 --batch_size 16")
     scores = json.loads((tmp_path / "exp" / "decode_test" / "scores.json").read_text())
     m = scores["metrics"]
     assert m["median_ae"] < 0.4 * m["mae_of_mean"], m  # far better than predicting the mean

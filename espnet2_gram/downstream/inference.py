@@ -1,8 +1,11 @@
-"""Loading a trained DoA / SELD model strictly and iterating over inference data."""
+"""Inference of the downstream tasks (DoA, SELD, regression, events): a trained model loaded
+strictly, and iterated over its inference data."""
 
 import argparse
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+import numpy as np
 
 from espnet2_gram.pretrained.packing import check_state_dict
 from espnet2_gram.utils.datacheck import check_triplets
@@ -48,3 +51,20 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num_threads", type=int, default=1)
+
+
+def clip_predictions(task, args: argparse.Namespace) -> Dict[str, np.ndarray]:
+    """``{utt: model.predict(...) row}`` over the inference data of ``args`` (the options of
+    :func:`add_inference_arguments`), the data checked and the model loaded strictly first."""
+    import torch
+
+    check_inference_data(args)
+    model, train_args = load_trained(task, args.train_config, args.model_file, args.device)
+    out = {}
+    with torch.no_grad():
+        for keys, batch in batches(task, train_args, args.data_path_and_name_and_type,
+                                   args.batch_size):
+            pred = model.predict(batch["speech"].to(args.device),
+                                 batch["speech_lengths"].to(args.device))
+            out.update(zip(keys, pred.cpu().numpy()))
+    return out

@@ -20,7 +20,6 @@ medians of ``--repeats`` after a warm-up.
 
 import argparse
 import contextlib
-import json
 import shutil
 import sys
 import tempfile
@@ -29,8 +28,8 @@ from pathlib import Path
 
 import torch
 
+from espnet2_gram.benchmarks import report
 from espnet2_gram.utils.cli import run
-from espnet2_gram.utils.fileio import atomic_open
 
 ROWS = {
     "inference": "frozen encoder + DoA head, forward under no_grad",
@@ -182,10 +181,7 @@ def main(argv=None) -> None:
         result = bench(model_path, args.batch, args.seconds, args.repeats, args.epochs)
     if args.model_path is None:
         result["model_path"] = f"fresh {args.config}"
-    if args.out:
-        with atomic_open(args.out) as f:
-            json.dump(result, f, indent=2)
-    print(markdown(result))
+    report(result, args.out, markdown(result))
 
 
 if __name__ == "__main__":

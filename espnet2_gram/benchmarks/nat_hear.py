@@ -23,12 +23,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from espnet2_gram.benchmarks import report
 from espnet2_gram.nat_hear.evaluate import embed_task, load_hear_module
 from espnet2_gram.nat_hear.generate import generate
 from espnet2_gram.simulation.rir_bank import RIRBank
 from espnet2_gram.utils.audio import load_audio, write_audio
 from espnet2_gram.utils.cli import run
-from espnet2_gram.utils.fileio import atomic_open
 
 SPLITS = {"train": 0.6, "valid": 0.2, "test": 0.2}
 
@@ -134,10 +134,7 @@ def main(argv=None) -> None:
                        tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if args.out:
-        with atomic_open(args.out) as f:
-            json.dump(result, f, indent=2)
-    print(markdown(result))
+    report(result, args.out, markdown(result))
 
 
 if __name__ == "__main__":

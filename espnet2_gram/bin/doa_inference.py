@@ -8,32 +8,22 @@ Score it with ``python -m espnet2_gram.bin.score_doa``. An earlier ``utt2doa`` i
 first, so a failed run leaves none behind.
 """
 
-import argparse
 import logging
 import time
-from pathlib import Path
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
 import numpy as np
-import torch
 
-from espnet2_gram.downstream.inference import add_inference_arguments, clip_predictions
+from espnet2_gram.downstream.inference import clip_predictions, parse_inference_args
 from espnet2_gram.simulation.geometry import cart_to_sph
 from espnet2_gram.tasks.doa import DOATask
-from espnet2_gram.utils.cli import naming, run, setup_logging
+from espnet2_gram.utils.cli import naming, run
 from espnet2_gram.utils.fileio import write_kv
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_inference_arguments(p)
-    args = p.parse_args(argv)
-    setup_logging()
-    torch.set_num_threads(args.num_threads)
-    output = Path(args.output_dir) / "utt2doa"
-    output.unlink(missing_ok=True)
+    args, output = parse_inference_args(__doc__, argv, "utt2doa")
     start = time.perf_counter()
     pred = clip_predictions(DOATask, args)
     az, el, _ = cart_to_sph(np.stack(list(pred.values())))

@@ -8,29 +8,18 @@ Score it with ``python -m espnet2_gram.bin.score_reg``. An earlier ``utt2target`
 first, so a failed run leaves none behind.
 """
 
-import argparse
 import logging
-from pathlib import Path
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
-import torch
-
-from espnet2_gram.downstream.inference import add_inference_arguments, clip_predictions
+from espnet2_gram.downstream.inference import clip_predictions, parse_inference_args
 from espnet2_gram.tasks.regression import RegressionTask
-from espnet2_gram.utils.cli import naming, run, setup_logging
+from espnet2_gram.utils.cli import naming, run
 from espnet2_gram.utils.fileio import write_kv
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_inference_arguments(p)
-    args = p.parse_args(argv)
-    setup_logging()
-    torch.set_num_threads(args.num_threads)
-    output = Path(args.output_dir) / "utt2target"
-    output.unlink(missing_ok=True)
+    args, output = parse_inference_args(__doc__, argv, "utt2target")
     hyps = {key: " ".join(f"{v:.6g}" for v in values)
             for key, values in clip_predictions(RegressionTask, args).items()}
     with naming(output):

@@ -68,3 +68,21 @@ def clip_predictions(task, args: argparse.Namespace) -> Dict[str, np.ndarray]:
                                  batch["speech_lengths"].to(args.device))
             out.update(zip(keys, pred.cpu().numpy()))
     return out
+
+
+def parse_inference_args(doc: str, argv, output_name: str) -> Tuple[argparse.Namespace, Path]:
+    """The options of :func:`add_inference_arguments`, logging and threads set up, and the
+    output ``<output_dir>/<output_name>`` removed first (a failed run leaves none behind)."""
+    import torch
+
+    from espnet2_gram.utils.cli import setup_logging
+
+    p = argparse.ArgumentParser(description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_inference_arguments(p)
+    args = p.parse_args(argv)
+    setup_logging()
+    torch.set_num_threads(args.num_threads)
+    output = Path(args.output_dir) / output_name
+    output.unlink(missing_ok=True)
+    return args, output

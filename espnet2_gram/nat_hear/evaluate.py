@@ -238,7 +238,8 @@ def embed_audio(folder: Path, names: Sequence[str], loaded, about: dict, batch_s
     else:
         with atomic_path(d / "feats.ark") as ark, atomic_path(d / "feats.scp") as scp:
             with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as writer:
-                for start in range(0, len(names), batch_size):
+                for start in progress(range(0, len(names), batch_size), folder,
+                                      unit_scale=batch_size):
                     group = names[start:start + batch_size]
                     for name, e in zip(group, _embed(module, model, real, group,
                                                      about["channels"], rate)):
@@ -274,6 +275,14 @@ def _embed(module, model, folder: Path, names: Sequence[str], policy: str,
         return module.get_scene_embeddings(torch.from_numpy(batch), model).float().numpy()
 
 
+def progress(items, folder: Path, unit_scale: int = 1):
+    """``items`` with a progress bar of the clips embedded (on a terminal only)."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc=f"embedding {folder.parent.name}/{folder.name}", unit="clip",
+                unit_scale=unit_scale, disable=None, leave=False)
+
+
 def _write_timestamp_embeddings(d: Path, module, model, folder: Path, names: Sequence[str],
                                 policy: str, rate: int) -> int:
     """``d/feats.{ark,scp}`` (T, D) and ``d/stamps.{ark,scp}`` (T,) ms, one file at a time (no
@@ -287,7 +296,7 @@ def _write_timestamp_embeddings(d: Path, module, model, folder: Path, names: Seq
             atomic_path(d / "stamps.ark") as s_ark, atomic_path(d / "stamps.scp") as s_scp:
         with kaldiio.WriteHelper(f"ark,scp:{ark},{scp}") as feats, \
                 kaldiio.WriteHelper(f"ark,scp:{s_ark},{s_scp}") as stamps:
-            for name in names:
+            for name in progress(names, folder):
                 audio = channel_input(load_task_audio(folder / name, rate), model, policy)
                 with torch.no_grad():
                     emb, ts = module.get_timestamp_embeddings(torch.from_numpy(audio[None]),

@@ -1,15 +1,17 @@
 """Evaluate any HEAR module on tasks in HEAR's layout (clean HEAR, Nat-HEAR, the spatial tasks).
 
 The module is named as hear-eval-kit names it (``--module espnet2_gram.hear --model_path
-exp/packed/gram_binaural``, or any installed HEAR package): its ``load_model``, ``sample_rate``
-and ``get_scene_embeddings`` are all that is used. Each task's scene embeddings are computed
-once per module, model and channel policy (cached as Kaldi-style embedding dirs, one per
-split, refreshed when any of those or the task changes), then the HEAR protocol trains a probe
-per fold and seed through the downstream runner (``espnet2_gram.downstream.runs``): an MLP on
-the scene embedding, HEAR's grid over learning rate and hidden layers chosen on validation,
-k-fold tasks with fold i tested, fold i+1 validating and the rest training. Classification
-tasks are scored by accuracy and mAP, ``cartesian-regression`` (Nat-HEAR DoA) tasks by the DoA
-metrics, ``regression`` (Nat-HEAR RT60) tasks by absolute errors.
+exp/packed/gram_binaural``, or any installed HEAR package): its ``load_model``, ``sample_rate``,
+``get_scene_embeddings`` and, for event tasks, ``get_timestamp_embeddings`` are all that is
+used, checked first (:func:`check_hear_api`). Each task's embeddings are computed once per
+module, model and channel policy (cached as Kaldi-style embedding dirs, one per split,
+refreshed when any of those or the audio changes), then the HEAR protocol trains a probe per
+fold and seed through the downstream runner (``espnet2_gram.downstream.runs``): an MLP on the
+scene embedding (on every frame for event tasks), HEAR's grid over learning rate and hidden
+layers chosen on validation, k-fold tasks with fold i tested, fold i+1 validating and the
+rest training. Classification tasks are scored by accuracy and mAP, event tasks by the onset
+F-measure, ``cartesian-regression`` (Nat-HEAR DoA) tasks by the DoA metrics, ``regression``
+(Nat-HEAR RT60) tasks by absolute errors.
 
 Multichannel models (an ``n_channels`` attribute above 1, as a binaural or FOA GRAM has) get the
 task's audio as it is; mono models get one channel of it: ``first`` (left or W) or ``mean``.
@@ -399,10 +401,14 @@ def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name:
     if not seeds:
         raise ValueError("--seeds: expected at least one seed")
     out_root = Path(out_root)
+    metas = {}
+    for task_dir in map(Path, task_dirs):  # every task checked before any work
+        metas[task_dir] = read_task(task_dir)["meta"]
+        kind = task_kind(metas[task_dir], task_dir / METADATA)
+        if kind not in (configs or {}):
+            raise ValueError(f"{task_dir}: a {kind} task, but no --{kind}_config was given")
     loaded = load_hear_module(module_name, model_path, options)
-    for task_dir in map(Path, task_dirs):
-        meta = read_task(task_dir)["meta"]
-        task_kind(meta, task_dir / METADATA)
+    for task_dir, meta in metas.items():
         record_task(out_root, meta.get("task_name", task_dir.name), meta["prediction_type"])
         split_dirs = embed_task(task_dir, module_name, model_path,
                                 out_root / "emb" / model_name / condition(meta)

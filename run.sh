@@ -86,6 +86,7 @@ nat_hear_spatial=""       # task names that also get a DoA and an RT60 task (<na
 nat_hear_models="gram gram_random naive"  # HEAR modules: GRAM, its random init, HEAR's naive
 nat_hear_grid=none        # hear: HEAR's probe grid (chosen on validation); none: the config's
 nat_hear_snr="5 40"       # SNR range (dB) of the noise in the Nat-HEAR scenes
+nat_hear_args=""          # more trainer options of every Nat-HEAR probe, e.g. "--max_epoch 10"
 
 help_message="Usage: $0 [--stage N] [--stop_stage N] (1 <= stage <= stop_stage <= 11) [--preset demo|paper] [--nj N] [--<option> value ...]"
 
@@ -593,7 +594,7 @@ nat_hear_eval() {
   for d in "$@"; do tasks+=(--task_dir "${d}"); done
   ${train_cmd} "${nat_dir}/log/evaluate_${name}_${fmt}.log" \
     env OMP_NUM_THREADS=1 ${python} -m espnet2_gram.bin.evaluate_hear "${module[@]}" "${extra[@]}" \
-      --model_name "${name}" --out_dir "${nat_dir}" --grid "${nat_hear_grid}" \
+      --model_name "${name}" --out_dir "${nat_dir}" --grid "${nat_hear_grid}" --train_args "${nat_hear_args}" \
       --seeds ${downstream_seeds} --cls_config "conf/${preset}/cls_probe.yaml" \
       --doa_config "conf/${preset}/doa_probe.yaml" --reg_config "conf/${preset}/reg_probe.yaml" \
       --event_config "conf/${preset}/event_probe.yaml" "${tasks[@]}"

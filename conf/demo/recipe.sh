@@ -25,7 +25,8 @@ doa_tasks="demo:demo_train_loc:demo_valid_loc:demo_test_loc"
 seld_tasks="sim:seld_train_{fmt}:seld_test_{fmt}"
 # Nat-HEAR (stage 11): the demo corpus written as a HEAR task, its binaural version through the
 # held-out bank with its DoA and RT60 tasks, evaluated for GRAM, its random init and HEAR's
-# naive baseline (the config's probe, no grid: the demo's time).
+# naive baseline (the config's probe for 10 epochs, no grid: the demo's time).
 hear_sets="demo:demo_train:demo_valid:demo_test"
 nat_hear_formats="binaural"
 nat_hear_spatial="demo"
+nat_hear_args="--max_epoch 10"

@@ -19,3 +19,4 @@ num_seld_train=192
 num_seld_test=48
 # Localisation: 2048 training, 128 validation and 256 test directions per format.
 loc_sets="demo_train:2 demo_valid:1 demo_test:1"
+nat_hear_args=""          # the probe configs' own epochs

@@ -13,6 +13,7 @@ model evaluated into the same ``--out_dir``. See ``espnet2_gram.nat_hear.evaluat
 import argparse
 import json
 import re
+import shlex
 
 import espnet2_gram.bin.quiet_espnet  # noqa: F401  (first: ESPnet's notice to stderr)
 
@@ -40,7 +41,9 @@ def main(argv=None) -> None:
     p.add_argument("--doa_config", default="conf/paper/doa_probe.yaml")
     p.add_argument("--reg_config", default="conf/paper/reg_probe.yaml")
     p.add_argument("--event_config", default="conf/paper/event_probe.yaml")
-    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--batch_size", type=int, default=16, help="clips per embedding batch")
+    p.add_argument("--train_args", default="",
+                   help="more trainer options of every probe, e.g. '--max_epoch 10'")
     args = p.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.model_name):
         p.error(f"--model_name {args.model_name!r}: expected [A-Za-z0-9_.-]")
@@ -49,7 +52,7 @@ def main(argv=None) -> None:
              args.seeds, args.channels, HEAR_GRID if args.grid == "hear" else [],
              {"cls": args.cls_config, "doa": args.doa_config, "reg": args.reg_config,
               "event": args.event_config},
-             args.batch_size, args.model_options)
+             args.batch_size, args.model_options, shlex.split(args.train_args))
 
 
 if __name__ == "__main__":

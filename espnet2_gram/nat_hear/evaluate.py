@@ -359,7 +359,8 @@ def fold_data_dir(split_dirs: Dict[str, Path], splits: Sequence[str], out: Path)
 
 
 def task_runs(task_dir: Path, split_dirs: Dict[str, Path], model_name: str, out_root: Path,
-              seeds: Sequence[int], grid: Sequence[str], configs: Dict[str, str]) -> list:
+              seeds: Sequence[int], grid: Sequence[str], configs: Dict[str, str],
+              train_args: Sequence[str] = ()) -> list:
     """The downstream runs (``espnet2_gram.downstream.runs.Run``) of one embedded task."""
     from espnet2_gram.downstream.runs import Run
 
@@ -380,7 +381,7 @@ def task_runs(task_dir: Path, split_dirs: Dict[str, Path], model_name: str, out_
                 test_dir=str(dirs["test"]), task_config=configs[kind],
                 exp_dir=str(out_root / "exp"
                             / f"{kind}_{name}_{cond}_{model_name}{tag}_seed{seed}"),
-                seed=seed, fold=fold, grid=list(grid),
+                seed=seed, fold=fold, grid=list(grid), train_args=list(train_args),
                 multilabel=meta.get("prediction_type") == "multilabel"))
     return runs
 
@@ -388,7 +389,8 @@ def task_runs(task_dir: Path, split_dirs: Dict[str, Path], model_name: str, out_
 def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name: str, out_root,
              seeds: Sequence[int] = (0, 1, 2), policy: str = "first",
              grid: Sequence[str] = tuple(HEAR_GRID), configs: Dict[str, str] = None,
-             batch_size: int = 16, options: Optional[dict] = None) -> Path:
+             batch_size: int = 16, options: Optional[dict] = None,
+             train_args: Sequence[str] = ()) -> Path:
     """Embed, train and score every task for one HEAR module; writes the HEAR / Nat-HEAR table
     (``out_root/NAT_HEAR.md``, :mod:`espnet2_gram.nat_hear.table`) and returns RESULTS.md of
     all the runs under ``out_root/exp`` (other modules' runs included)."""
@@ -414,7 +416,8 @@ def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name:
                                 out_root / "emb" / model_name / condition(meta)
                                 / meta.get("task_name", task_dir.name), policy, batch_size,
                                 loaded, options)
-        for run in task_runs(task_dir, split_dirs, model_name, out_root, seeds, grid, configs):
+        for run in task_runs(task_dir, split_dirs, model_name, out_root, seeds, grid, configs,
+                             train_args):
             execute(run)
     write_table(out_root)
     return write_report(out_root / "exp")

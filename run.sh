@@ -633,7 +633,8 @@ if [ "${stage}" -le 11 ] && [ "${stop_stage}" -ge 11 ] && [ -n "${hear_sets}${he
   for fmt in ${nat_hear_formats:-${formats}}; do
     nat=("${dumpdir}/hear/${fmt}"/*/)
     nat=("${nat[@]%/}")
-    for model in ${nat_hear_models}; do
+    # the naive baseline first: its 44.1-kHz embeddings take longest
+    for model in $(printf '%s\n' ${nat_hear_models} | sort -r); do
       if [ "${model}" = naive ]; then
         # one naive baseline: the clean tasks with the first format only
         if ${first}; then nat_hear_eval "${fmt}" naive "${clean[@]}" "${nat[@]}" &

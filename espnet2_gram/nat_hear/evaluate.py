@@ -411,7 +411,8 @@ def evaluate(task_dirs: Sequence, module_name: str, model_path: str, model_name:
             raise ValueError(f"{task_dir}: a {kind} task, but no --{kind}_config was given")
     loaded = load_hear_module(module_name, model_path, options)
     for task_dir, meta in metas.items():
-        record_task(out_root, meta.get("task_name", task_dir.name), meta["prediction_type"])
+        record_task(out_root, meta.get("task_name", task_dir.name),
+                    meta.get("prediction_type", ""))
         split_dirs = embed_task(task_dir, module_name, model_path,
                                 out_root / "emb" / model_name / condition(meta)
                                 / meta.get("task_name", task_dir.name), policy, batch_size,

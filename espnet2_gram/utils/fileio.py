@@ -5,7 +5,7 @@ import os
 import random
 import secrets
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, Mapping, Tuple
+from typing import Dict, Iterable, Iterator, List, Mapping, Tuple
 
 
 def _create_temp(path: Path) -> Path:
@@ -99,6 +99,18 @@ def read_kv(path, allow_empty_value: bool = False) -> Dict[str, str]:
                 raise ValueError(f"{path}:{lineno}: duplicated key {key!r}")
             out[key] = parts[1].strip() if len(parts) > 1 else ""
     return out
+
+
+def numbered_fields(path: Path, what: str) -> Iterator[Tuple[str, List[str], str]]:
+    """``(where, fields, line)`` of the non-blank lines of ``path`` (``where`` is
+    ``file:line``); a missing file is an error naming it as a ``what`` file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what} file")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if fields:
+                yield f"{path}:{lineno}", fields, line.strip()
 
 
 def format_kv(items: Iterable[Tuple[str, object]]) -> str:

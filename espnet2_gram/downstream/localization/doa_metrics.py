@@ -13,6 +13,7 @@ import numpy as np
 from espnet2_gram.downstream.localization.dcase_format import parse_fields, parse_finite_float
 from espnet2_gram.simulation.geometry import (angular_distance_deg, cart_to_sph, sph_to_cart,
                                               wrap_azimuth)
+from espnet2_gram.utils.fileio import numbered_fields
 
 ACC_THRESHOLD_DEG = 20.0
 # References closer than this to the interaural (y-z) plane are left out of the front-back
@@ -125,22 +126,14 @@ def read_utt2doa(path, require_distance: bool = True
     None). Raises ``ValueError`` naming ``file:line`` and the value on a wrong field count,
     a non-numeric or out-of-range value or a duplicated utterance.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such utt2doa file")
     widths = (4,) if require_distance else (3, 4)
     expected = "utt azimuth elevation " + ("distance" if require_distance else "[distance]")
     out: Dict[str, Tuple[float, float, Optional[float]]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{path}:{lineno}"
-            if len(fields) not in widths:
-                raise ValueError(f"{where}: expected '{expected}', got {line.strip()!r}")
-            utt, values = fields[0], parse_fields(fields[1:], _FIELDS, where)
-            if utt in out:
-                raise ValueError(f"{where}: duplicated utterance {utt!r}")
-            out[utt] = (values[0], values[1], values[2] if len(values) == 3 else None)
+    for where, fields, line in numbered_fields(Path(path), "utt2doa"):
+        if len(fields) not in widths:
+            raise ValueError(f"{where}: expected '{expected}', got {line!r}")
+        utt, values = fields[0], parse_fields(fields[1:], _FIELDS, where)
+        if utt in out:
+            raise ValueError(f"{where}: duplicated utterance {utt!r}")
+        out[utt] = (values[0], values[1], values[2] if len(values) == 3 else None)
     return out

@@ -7,6 +7,7 @@ from typing import Dict
 import numpy as np
 
 from espnet2_gram.downstream.localization.dcase_format import parse_finite_float
+from espnet2_gram.utils.fileio import numbered_fields
 
 
 def read_utt2target(path) -> Dict[str, np.ndarray]:
@@ -14,28 +15,20 @@ def read_utt2target(path) -> Dict[str, np.ndarray]:
     ``ValueError`` naming ``file:line`` on a non-numeric or non-finite value, a line without
     values or of another width, or a duplicated utterance."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such utt2target file")
     out: Dict[str, np.ndarray] = {}
     width = None
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{path}:{lineno}"
-            if len(fields) < 2 or (width is not None and len(fields) - 1 != width):
-                want = "at least one value" if width is None else f"{width} value(s)"
-                raise ValueError(f"{where}: expected 'utt' and {want}, got {line.strip()!r}")
-            try:
-                values = np.array([parse_finite_float(v) for v in fields[1:]])
-            except ValueError:
-                raise ValueError(f"{where}: expected finite numbers, got {line.strip()!r}"
-                                 ) from None
-            if fields[0] in out:
-                raise ValueError(f"{where}: duplicated utterance {fields[0]!r}")
-            width = len(values)
-            out[fields[0]] = values
+    for where, fields, line in numbered_fields(path, "utt2target"):
+        if len(fields) < 2 or (width is not None and len(fields) - 1 != width):
+            want = "at least one value" if width is None else f"{width} value(s)"
+            raise ValueError(f"{where}: expected 'utt' and {want}, got {line!r}")
+        try:
+            values = np.array([parse_finite_float(v) for v in fields[1:]])
+        except ValueError:
+            raise ValueError(f"{where}: expected finite numbers, got {line!r}") from None
+        if fields[0] in out:
+            raise ValueError(f"{where}: duplicated utterance {fields[0]!r}")
+        width = len(values)
+        out[fields[0]] = values
     if not out:
         raise ValueError(f"{path}: no targets")
     return out

@@ -64,15 +64,15 @@ def run_recipe(recipe, args, env=None):
 
 RUN_SH_BAD = [
     # (arguments, words the one-line message must hold)
-    (["--stage", "11"], ["--stage", "1 to 10", "'11'"]),
-    (["--stage", "0"], ["--stage", "1 to 10", "'0'"]),
+    (["--stage", "12"], ["--stage", "1 to 11", "'12'"]),
+    (["--stage", "0"], ["--stage", "1 to 11", "'0'"]),
     (["--stage", "three"], ["--stage", "integer", "'three'"]),
     (["--stage", "-1"], ["--stage", "'-1'"]),
     (["--stage", "2.5"], ["--stage", "'2.5'"]),
     (["--stage", ""], ["--stage", "''"]),
-    (["--stage=11"], ["--stage", "'11'"]),
+    (["--stage=12"], ["--stage", "'12'"]),
     (["--stage", "+3"], ["--stage", "'+3'"]),
-    (["--stop_stage", "11"], ["--stop_stage", "1 to 10"]),
+    (["--stop_stage", "12"], ["--stop_stage", "1 to 11"]),
     (["--stop_stage", "100"], ["--stop_stage", "'100'"]),
     (["--stop_stage", "0"], ["--stop_stage", "'0'"]),
     (["--stage", "5", "--stop_stage", "3"], ["--stop_stage", "--stage (5)", "'3'"]),

@@ -147,8 +147,12 @@ def ensure_env(root, **env):
     return run(["bash", str(UTILS / "ensure_env.sh")], cwd=root, env=env)
 
 
-def fingerprint(root):
-    return hashlib.sha256((root / "pyproject.toml").read_bytes() + (root / "requirements.lock").read_bytes()).hexdigest()
+SYNC = "uv pip sync --compile-bytecode --python .venv/bin/python .venv/.requirements.txt"
+
+
+def fingerprint(root, options="--compile-bytecode\n"):
+    return hashlib.sha256((root / "pyproject.toml").read_bytes() + (root / "requirements.lock").read_bytes()
+                          + options.encode()).hexdigest()
 
 
 @pytest.fixture
@@ -180,7 +184,7 @@ def test_changed_lock_syncs_checks_then_stamps(fake_root):
     p = ensure_env(fake_root)
     assert p.returncode == 0, p.stderr
     log = calls(fake_root)
-    sync = log.index("uv pip sync --python .venv/bin/python .venv/.requirements.txt")
+    sync = log.index(SYNC)
     check = log.index("python egs2/gram/utils/check_env.py --lock requirements.lock")
     assert sync < check
     # one sync installs the lock and the project: the project is never uninstalled
@@ -197,8 +201,26 @@ def test_other_uv_version_is_replaced_by_the_pinned_one(fake_root):
     p = ensure_env(fake_root, FAKE_UV_VERSION="0.1.0")
     assert p.returncode == 0, p.stderr
     log = calls(fake_root)
-    assert log.index("python -m pip install -q uv==0.13.9") < log.index(
-        "uv pip sync --python .venv/bin/python .venv/.requirements.txt")
+    assert log.index("python -m pip install -q uv==0.13.9") < log.index(SYNC)
+
+
+def test_env_installed_without_bytecode_is_synced_again(fake_root):
+    """A .venv stamped before installs compiled bytecode is brought up to date once."""
+    (fake_root / ".venv" / ".installed").write_text(fingerprint(fake_root, options="") + "\n")
+    p = ensure_env(fake_root)
+    assert p.returncode == 0, p.stderr
+    assert "install options changed" in p.stdout and SYNC in calls(fake_root)
+    assert (fake_root / ".venv" / ".installed").read_text().strip() == fingerprint(fake_root)
+
+
+def test_the_project_env_imports_from_compiled_bytecode():
+    """uv compiles nothing unless told; with PYTHONDONTWRITEBYTECODE every process would then
+    compile torch and ESPnet anew. The environment the suite runs in carries their bytecode."""
+    if Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
+        pytest.skip("not running in the project's .venv")
+    for name in ("torch", "espnet2", "inflect"):
+        origin = Path(importlib.util.find_spec(name).origin)
+        assert Path(importlib.util.cache_from_source(str(origin))).is_file(), name
 
 
 def test_failed_smoke_check_leaves_no_stamp(fake_root):

@@ -2,10 +2,13 @@
 # ensure_env.sh: create/refresh the project's Python environment (.venv) from the lock.
 #
 # Run it (do not source it) from the repository root; path.sh and test.sh call it.
-#   * .venv/.installed == sha256(pyproject.toml + requirements.lock)  -> nothing to do
+#   * .venv/.installed == sha256(pyproject.toml + requirements.lock + install options)
+#     -> nothing to do
 #   * otherwise: python3 -m venv .venv (when missing); uv (the version the lock pins)
 #     into .venv with pip; `uv pip sync` of the lock plus the project, editable
-#     (exactly these packages: any other is removed); then
+#     (exactly these packages: any other is removed), compiled to bytecode (uv does not
+#     compile by default, and where PYTHONDONTWRITEBYTECODE is set Python never caches it:
+#     every process would compile torch and ESPnet anew, 3-4x their import time); then
 #     egs2/gram/utils/check_env.py --lock, and only when that passes the stamp
 #     .venv/.installed.
 # requirements.lock is rewritten by egs2/gram/utils/refresh_lock.sh.
@@ -37,11 +40,13 @@ for f in pyproject.toml "${lock}"; do
   fi
 done
 
+sync_options=(--compile-bytecode)
+
 fingerprint() {
   if command -v sha256sum >/dev/null 2>&1; then
-    cat pyproject.toml "${lock}" | sha256sum | awk '{ print $1 }'
+    { cat pyproject.toml "${lock}"; echo "${sync_options[*]}"; } | sha256sum | awk '{ print $1 }'
   else
-    cat pyproject.toml "${lock}" | shasum -a 256 | awk '{ print $1 }'
+    { cat pyproject.toml "${lock}"; echo "${sync_options[*]}"; } | shasum -a 256 | awk '{ print $1 }'
   fi
 }
 
@@ -69,7 +74,7 @@ if [ ! -x "${venv}/bin/python" ]; then
   "${PYTHON:-python3}" -m venv "${venv}"
 fi
 if [ -f "${stamp}" ]; then
-  echo "${prog}: pyproject.toml or ${lock} changed since the last install; syncing"
+  echo "${prog}: pyproject.toml, ${lock} or the install options changed since the last install; syncing"
   rm -f "${stamp}"
 fi
 
@@ -85,9 +90,9 @@ if [ "${have_uv}" != "${uv_version}" ]; then
 fi
 
 # One sync of the lock plus the project itself, so that the project is never uninstalled.
-echo "${prog}: installing ${lock} and the project (editable) into ${venv} (uv pip sync)"
+echo "${prog}: installing ${lock} and the project (editable) into ${venv} (uv pip sync ${sync_options[*]})"
 { cat "${lock}"; echo "-e ."; } >"${venv}/.requirements.txt"
-"${venv}/bin/uv" pip sync --python "${venv}/bin/python" "${venv}/.requirements.txt"
+"${venv}/bin/uv" pip sync "${sync_options[@]}" --python "${venv}/bin/python" "${venv}/.requirements.txt"
 
 if ! "${venv}/bin/python" egs2/gram/utils/check_env.py --lock "${lock}"; then
   echo "${prog}: error: ${venv} failed its smoke check (above); run ${prog} again after fixing it" >&2

@@ -4,13 +4,20 @@ import pytest
 
 # The recipe's stage chain (tests/recipe/test_recipe.py: one module fixture, stages 1 to 11) takes
 # about as long as all the other files together. test.sh runs the files on pytest-xdist workers
-# (--dist loadfile, in collection order), so the chain goes first and the other workers share the
-# rest meanwhile.
-LONGEST_FILE = "tests/recipe/test_recipe.py"
+# (--dist loadfile, in collection order; each worker is handed two files at the start), so the
+# chain goes first, one short file second (the chain's worker holds it until the chain ends), then
+# the other files of more than two minutes, so that none of them is left to run alone at the end.
+CHAIN = "tests/recipe/test_recipe.py"
+LONG_FILES = ["tests/downstream/test_downstream_tasks.py", "tests/faults/test_faults_recipe.py",
+              "tests/tasks/test_gram_task.py", "tests/recipe/test_asr_demo.py"]
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.nodeid.split("::")[0] != LONGEST_FILE)
+    files = list(dict.fromkeys(item.nodeid.split("::")[0] for item in items))
+    short = [f for f in files if f != CHAIN and f not in LONG_FILES]
+    order = [CHAIN, *short[:1], *LONG_FILES, *short[1:]]
+    rank = {name: i for i, name in enumerate(order)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(order)))
 
 
 @pytest.fixture(autouse=True)

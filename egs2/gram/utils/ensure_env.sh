@@ -8,7 +8,7 @@
 #     into .venv with pip; `uv pip sync` of the lock plus the project, editable
 #     (exactly these packages: any other is removed), compiled to bytecode (uv does not
 #     compile by default, and where PYTHONDONTWRITEBYTECODE is set Python never caches it:
-#     every process would compile torch and ESPnet anew, 3-4x their import time); then
+#     every process would compile torch and ESPnet anew, 1.7-1.8x their import time); then
 #     egs2/gram/utils/check_env.py --lock, and only when that passes the stamp
 #     .venv/.installed.
 # requirements.lock is rewritten by egs2/gram/utils/refresh_lock.sh.
